@@ -1,0 +1,44 @@
+"""prefcurate: curate preference data for reward models and DPO.
+
+Load many pair formats, select by score, filter by reward margin, deduplicate,
+decontaminate against benchmarks, and audit every removed row; the heavy
+lifting runs in Rust.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from . import _core
+from ._unicode import ensure_tables as _ensure_tables
+from .decontaminate import DecontaminationResult, decontaminate
+from .errors import IndexFileError, InvalidInputError, PrefcurateError
+from .index import BenchmarkIndex
+from .io import read_table, write_table
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "BenchmarkIndex",
+    "DecontaminationResult",
+    "IndexFileError",
+    "InvalidInputError",
+    "PrefcurateError",
+    "__version__",
+    "decontaminate",
+    "read_table",
+    "tokenize",
+    "write_table",
+]
+
+
+def tokenize(text: str) -> list[str]:
+    """The reference tokens of ``text``: exactly
+    ``re.findall(r"(?u)\\b\\w\\w+\\b", text.lower())``, sklearn's default analyzer."""
+    _ensure_tables()
+    return _core.tokenize(text)
+
+
+# rayon's global pool does not survive fork(); children get fresh pools
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_core._after_fork_in_child)

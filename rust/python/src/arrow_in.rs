@@ -1,0 +1,158 @@
+//! Reading string columns through the Arrow PyCapsule interface, without a
+//! Python object per row.
+//!
+//! Anything with `__arrow_c_stream__` (pyarrow arrays, chunked arrays, polars
+//! series, ...) or `__arrow_c_array__` is accepted.  `string`, `large_string`
+//! and `string_view` columns are read in place: sliced arrays and chunks are
+//! handled by the Arrow views, nulls are reported with their row, and the
+//! bytes are checked to be UTF-8 once per chunk.
+
+use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::{ArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::{make_array, Array, ArrayRef, BinaryViewArray, LargeStringArray, StringArray};
+use arrow_schema::DataType;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyCapsule, PyCapsuleMethods, PyList, PyString, PyTuple};
+
+use crate::errors::input_error;
+
+fn capsule_ptr<T>(capsule: &Bound<'_, PyCapsule>, name: &std::ffi::CStr) -> PyResult<*mut T> {
+    Ok(capsule.pointer_checked(Some(name))?.cast::<T>().as_ptr())
+}
+
+/// Import the chunks of an Arrow-compatible Python object.
+pub fn import_arrays(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<ArrayRef>> {
+    if obj.hasattr("__arrow_c_stream__")? {
+        let capsule = obj.call_method0("__arrow_c_stream__")?.cast_into::<PyCapsule>()?;
+        let ptr = capsule_ptr::<FFI_ArrowArrayStream>(&capsule, c"arrow_array_stream")?;
+        // SAFETY: the capsule holds a valid stream; from_raw moves it out and
+        // leaves a released stream behind, so the capsule's destructor is a no-op.
+        let reader = unsafe { ArrayStreamReader::from_raw(ptr) }
+            .map_err(|e| input_error(format!("{what}: cannot read Arrow stream: {e}")))?;
+        return reader
+            .map(|a| a.map_err(|e| input_error(format!("{what}: cannot read Arrow stream: {e}"))))
+            .collect();
+    }
+    if obj.hasattr("__arrow_c_array__")? {
+        let pair = obj.call_method0("__arrow_c_array__")?;
+        let pair = pair.cast::<PyTuple>()?;
+        let schema = pair.get_item(0)?.cast_into::<PyCapsule>()?;
+        let array = pair.get_item(1)?.cast_into::<PyCapsule>()?;
+        let schema_ptr = capsule_ptr::<FFI_ArrowSchema>(&schema, c"arrow_schema")?;
+        let array_ptr = capsule_ptr::<FFI_ArrowArray>(&array, c"arrow_array")?;
+        // SAFETY: valid capsules per the PyCapsule interface; the array is moved out.
+        let data = unsafe {
+            let a = FFI_ArrowArray::from_raw(array_ptr);
+            from_ffi(a, &*schema_ptr)
+        }
+        .map_err(|e| input_error(format!("{what}: cannot read Arrow array: {e}")))?;
+        return Ok(vec![make_array(data)]);
+    }
+    Err(input_error(format!(
+        "{what}: expected an Arrow array or chunked array (an object with __arrow_c_stream__ or \
+         __arrow_c_array__), got {}",
+        obj.get_type().name()?
+    )))
+}
+
+/// String columns borrowed from imported Arrow chunks, or the strings of a
+/// Python list (held by reference: no copy for ASCII text).
+pub struct Texts {
+    chunks: Vec<ArrayRef>,
+    views: Vec<BinaryViewArray>,
+    py: Vec<PyBackedStr>,
+}
+
+fn check_offsets<O: Copy + Into<i64>>(offsets: &[O], values: &[u8], what: &str, base: usize) -> PyResult<()> {
+    let (first, last) = (offsets[0].into() as usize, offsets[offsets.len() - 1].into() as usize);
+    if let Err(e) = std::str::from_utf8(&values[first..last]) {
+        let bad = first + e.valid_up_to();
+        let row = offsets.partition_point(|&o| (o.into() as usize) <= bad).saturating_sub(1);
+        return Err(input_error(format!("{what}: row {} is not valid UTF-8", base + row)));
+    }
+    // each value must start on a char boundary for its slice to be valid UTF-8
+    for (k, &o) in offsets.iter().enumerate() {
+        let o = o.into() as usize;
+        if o < values.len() && o < last && (values[o] as i8) < -0x40 {
+            return Err(input_error(format!("{what}: row {} is not valid UTF-8", base + k)));
+        }
+    }
+    Ok(())
+}
+
+impl Texts {
+    pub fn import(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
+        if let Ok(list) = obj.cast::<PyList>() {
+            let mut py = Vec::with_capacity(list.len());
+            for (i, item) in list.iter().enumerate() {
+                let s = item.cast_into::<PyString>().map_err(|e| {
+                    let t = e.into_inner();
+                    let kind = if t.is_none() { "None".to_string() } else { t.get_type().name().map_or("?".into(), |n| n.to_string()) };
+                    input_error(format!("{what}: row {i} is {kind}, not a str"))
+                })?;
+                py.push(
+                    PyBackedStr::try_from(s)
+                        .map_err(|_| input_error(format!("{what}: row {i} is not valid UTF-8 (a lone surrogate)")))?,
+                );
+            }
+            return Ok(Texts { chunks: Vec::new(), views: Vec::new(), py });
+        }
+        let chunks = import_arrays(obj, what)?;
+        let mut views = Vec::new();
+        for c in &chunks {
+            match c.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 => {}
+                DataType::Utf8View => views.push(BinaryViewArray::from(c.to_data().into_builder().data_type(DataType::BinaryView).build().map_err(|e| input_error(format!("{what}: {e}")))?)),
+                other => {
+                    return Err(input_error(format!(
+                        "{what}: expected a string column (string, large_string or string_view), got {other}"
+                    )))
+                }
+            }
+        }
+        Ok(Texts { chunks, views, py: Vec::new() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.len()).sum::<usize>() + self.py.len()
+    }
+
+    /// One `&str` per row; an error names the first null or non-UTF-8 row.
+    pub fn strs(&self, what: &str) -> PyResult<Vec<&str>> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(self.py.iter().map(|s| &**s));
+        let mut views = self.views.iter();
+        for c in &self.chunks {
+            let base = out.len();
+            if c.null_count() > 0 {
+                let row = (0..c.len()).find(|&i| c.is_null(i)).unwrap_or(0);
+                return Err(input_error(format!(
+                    "{what}: row {} is null; drop or fill missing texts first",
+                    base + row
+                )));
+            }
+            match c.data_type() {
+                DataType::Utf8 => {
+                    let a = c.as_any().downcast_ref::<StringArray>().expect("utf8");
+                    check_offsets(a.value_offsets(), a.value_data(), what, base)?;
+                    out.extend((0..a.len()).map(|i| a.value(i)));
+                }
+                DataType::LargeUtf8 => {
+                    let a = c.as_any().downcast_ref::<LargeStringArray>().expect("large_utf8");
+                    check_offsets(a.value_offsets(), a.value_data(), what, base)?;
+                    out.extend((0..a.len()).map(|i| a.value(i)));
+                }
+                _ => {
+                    let a = views.next().expect("one view array per string_view chunk");
+                    for i in 0..a.len() {
+                        let s = std::str::from_utf8(a.value(i))
+                            .map_err(|_| input_error(format!("{what}: row {} is not valid UTF-8", base + i)))?;
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
