@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from reference import sklearn_triples, triples
 
 import prefcurate
 from prefcurate import InvalidInputError
+from reference import sklearn_triples, triples
 
 BENCH = [
     "Write a poem about the sea and the sky at night with many stars shining",
@@ -72,7 +72,7 @@ def test_span_keeps_original_case_and_unicode():
         lambda: pa.array(TRAIN, type=pa.large_string()),
         lambda: pa.array(TRAIN, type=pa.string_view()),
         lambda: pa.chunked_array([TRAIN[:1], TRAIN[1:3], TRAIN[3:]]),
-        lambda: pa.array(["junk"] + TRAIN + ["junk"]).slice(1, len(TRAIN)),
+        lambda: pa.array(["junk", *TRAIN, "junk"]).slice(1, len(TRAIN)),
         lambda: pa.array(TRAIN).dictionary_encode(),
     ],
     ids=["string", "large_string", "string_view", "chunked", "sliced", "dictionary"],
@@ -98,13 +98,19 @@ def test_table_keeps_columns_and_adds_attribution():
 
 def test_chat_messages_give_first_user_turn():
     chosen = [
-        [{"role": "system", "content": "Be nice."}, {"role": "user", "content": t}, {"role": "assistant", "content": "ok"}]
+        [
+            {"role": "system", "content": "Be nice."},
+            {"role": "user", "content": t},
+            {"role": "assistant", "content": "ok"},
+        ]
         for t in TRAIN
     ]
     t = pa.table({"chosen": chosen, "rejected": chosen})
     res = prefcurate.decontaminate(t, BENCH)  # no prompt column: the chat column is used
     check(res)
-    sharegpt = pa.table({"conversations": [[{"from": "human", "value": x}, {"from": "gpt", "value": "y"}] for x in TRAIN]})
+    sharegpt = pa.table(
+        {"conversations": [[{"from": "human", "value": x}, {"from": "gpt", "value": "y"}] for x in TRAIN]}
+    )
     check(prefcurate.decontaminate(sharegpt, BENCH, text="conversations"))
 
 
@@ -204,7 +210,12 @@ def test_precise_method_flags_leaks_not_templates():
         "Name five benefits",
     ]
     ref = prefcurate.decontaminate(train, bench)
-    assert ref.contaminated.tolist() == [True, True, False, False]  # the reference flags the template, misses the short one
+    assert ref.contaminated.tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]  # the reference flags the template, misses the short one
     precise = prefcurate.decontaminate(train, bench, method="precise")
     assert precise.contaminated.tolist() == [False, True, True, False]
     assert precise.matches.column("coverage").to_pylist() == [1.0, 1.0]

@@ -20,7 +20,9 @@ TOKEN = re.compile(r"(?u)\b\w\w+\b")
 # sigma, combining marks (not \w in Python), digits of other scripts, numeric
 # letters, underscore, joiners, whitespace of all kinds
 TRICKY = "\u0130\u03a3\u03c3\u03c2A\u0301\u0307\u0345_\u0663\u00bd\u2167\u200d\u200c\u00a0\u2028\t\n '.-\u00df\u1e9e\ufb01\u01c5\u2126\u212a"
-words = st.text(alphabet=st.sampled_from(list("abcXYZ09") + list(TRICKY) + ["\u4e2d", "\u0915", "\u093f"]), max_size=12)
+words = st.text(
+    alphabet=st.sampled_from(list("abcXYZ09") + list(TRICKY) + ["\u4e2d", "\u0915", "\u093f"]), max_size=12
+)
 unicode_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
 
 
@@ -67,11 +69,14 @@ def test_builtin_tables_match_this_interpreter():
     installs tables derived at run time; test that path too)."""
     t = compute_tables()
     assert t["version"] == unicodedata.unidata_version
-    if _core.BUILTIN_UNICODE_VERSION == unicodedata.unidata_version:
+    if unicodedata.unidata_version == _core.BUILTIN_UNICODE_VERSION:
         # installing the interpreter's own tables changes nothing
         _core.install_unicode_tables(
-            t["version"], [tuple(r) for r in t["word"]], t["lower"],
-            [tuple(r) for r in t["case_ignorable"]], [tuple(r) for r in t["cased"]],
+            t["version"],
+            [tuple(r) for r in t["word"]],
+            t["lower"],
+            [tuple(r) for r in t["case_ignorable"]],
+            [tuple(r) for r in t["cased"]],
         )
         s = "İstanbul ΑΣ ﬁne café_1 ٣٤"
         assert prefcurate.tokenize(s) == ref_tokens(s)

@@ -94,7 +94,11 @@ def first_user_turn(col: pa.ChunkedArray | pa.Array, what: str) -> pa.ChunkedArr
     if out.null_count:
         bad = int(rows[np.flatnonzero(out.is_null().to_numpy(zero_copy_only=False))[0]])
         raise InvalidInputError(f"{what}: row {bad}: the first user turn has null content")
-    if not (pa.types.is_string(out.type) or pa.types.is_large_string(out.type) or pa.types.is_string_view(out.type)):
+    if not (
+        pa.types.is_string(out.type)
+        or pa.types.is_large_string(out.type)
+        or pa.types.is_string_view(out.type)
+    ):
         raise InvalidInputError(f"{what}: message content is {out.type}, expected strings")
     return pa.chunked_array([out])
 
@@ -116,9 +120,7 @@ def _string_column(col: pa.ChunkedArray | pa.Array, what: str) -> pa.ChunkedArra
         raise InvalidInputError(f"{what}: row 0 is null (the whole column is null)")
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         raise InvalidInputError(f"{what}: column holds bytes, not text; decode it to str first")
-    raise InvalidInputError(
-        f"{what}: expected text (string) or a chat message list, got column of type {t}"
-    )
+    raise InvalidInputError(f"{what}: expected text (string) or a chat message list, got column of type {t}")
 
 
 def _pick_column(table: pa.Table, text: str | None, what: str) -> tuple[str, pa.ChunkedArray]:
@@ -212,12 +214,14 @@ def resolve(obj: Any, *, text: str | None, what: str) -> Resolved:
 
 
 def optional_column(table: pa.Table | None, name: str | None, n: int, default: str) -> list[str]:
-    """A string column as a Python list (``default`` format for missing values)."""
+    """A column as a list of str: ``default`` (``"{i}"``: the row number, or a
+    constant) where the column or a value is missing."""
     if table is None or name is None or name not in table.column_names:
-        return [default.format(i=i) for i in range(n)]
-    col = table.column(name)
-    values = col.to_pylist()
-    return [default.format(i=i) if v is None else str(v) for i, v in enumerate(values)]
+        return list(map(str, range(n))) if default == "{i}" else [default] * n
+    values = table.column(name).to_pylist()
+    if default == "{i}":
+        return [str(i) if v is None else str(v) for i, v in enumerate(values)]
+    return [default if v is None else str(v) for v in values]
 
 
 def split_rows(res: Resolved, removed_mask: np.ndarray, extra: pa.Table) -> tuple[Any, Any]:
@@ -231,8 +235,9 @@ def split_rows(res: Resolved, removed_mask: np.ndarray, extra: pa.Table) -> tupl
 
         texts = res.original
         kept = list(itertools.compress(texts, (~removed_mask).tolist()))
-        extras = extra.to_pylist()
-        removed = [{"text": texts[i], **e} for i, e in zip(rem_idx.tolist(), extras)]
+        names = ("text", *extra.column_names)
+        columns = [[texts[i] for i in rem_idx.tolist()]] + [c.to_pylist() for c in extra.columns]
+        removed = [dict(zip(names, row)) for row in zip(*columns)]
         return kept, removed
     if kind in ("array", "chunked_array", "polars_series", "index"):
         base = res.original
@@ -240,16 +245,18 @@ def split_rows(res: Resolved, removed_mask: np.ndarray, extra: pa.Table) -> tupl
             import polars as pl
 
             kept = base.gather(keep_idx) if hasattr(base, "gather") else base[keep_idx]
-            rem_tbl = pa.table({"text": take(res.texts, rem_idx)})
+            rem_tbl = pa.Table.from_pydict({"text": take(res.texts, rem_idx)})
             for name in extra.column_names:
                 rem_tbl = rem_tbl.append_column(name, extra.column(name))
             return kept, pl.from_arrow(rem_tbl)
         if kind == "index":
             kept = [base.texts[i] for i in keep_idx]
-            rem_tbl = pa.table({"text": pa.array([base.texts[i] for i in rem_idx], type=pa.string())})
+            rem_tbl = pa.Table.from_pydict(
+                {"text": pa.array([base.texts[i] for i in rem_idx], type=pa.string())}
+            )
         else:
             kept = take(base, keep_idx)
-            rem_tbl = pa.table({"text": take(res.texts, rem_idx)})
+            rem_tbl = pa.Table.from_pydict({"text": take(res.texts, rem_idx)})
         for name in extra.column_names:
             rem_tbl = rem_tbl.append_column(name, extra.column(name))
         return kept, rem_tbl
@@ -262,8 +269,8 @@ def split_rows(res: Resolved, removed_mask: np.ndarray, extra: pa.Table) -> tupl
         for name in extra.column_names:
             removed = removed.add_column(name, extra.column(name).to_pylist())
         return kept, removed
-    kept_t = pa.table({c: take(table.column(c), keep_idx) for c in table.column_names})
-    rem_t = pa.table({c: take(table.column(c), rem_idx) for c in table.column_names})
+    kept_t = pa.Table.from_pydict({c: take(table.column(c), keep_idx) for c in table.column_names})
+    rem_t = pa.Table.from_pydict({c: take(table.column(c), rem_idx) for c in table.column_names})
     for name in extra.column_names:
         if name in rem_t.column_names:
             rem_t = rem_t.drop_columns([name])

@@ -98,13 +98,13 @@ class DecontaminationResult:
         subsets = np.array(self.index.subsets, dtype=object)
         names, counts = np.unique(subsets, return_counts=True)
         matched_items = np.unique(self.matches.column("benchmark_index").to_numpy())
-        matched_per = {}
+        matched_per: dict[str, int] = {}
         for s in subsets[matched_items]:
             matched_per[s] = matched_per.get(s, 0) + 1
         removed_per: dict[str, int] = {}
         for s in self.attribution.column("benchmark_subset").to_pylist():
             removed_per[s] = removed_per.get(s, 0) + 1
-        return pa.table(
+        return pa.Table.from_pydict(
             {
                 "benchmark_subset": pa.array(names.tolist(), type=pa.string()),
                 "benchmark_items": pa.array(counts.tolist(), type=pa.int64()),
@@ -255,7 +255,9 @@ def decontaminate(
             rows, pick, counts = _best_per_row(t_idx, b_idx, score, coverage)
             best_b, best_score = b_idx[pick], score[pick]
             if spans and len(rows):
-                pairs = index._inner.longest_spans(res.texts, rows.tolist(), best_b.tolist(), num_threads=num_threads)
+                pairs = index._inner.longest_spans(
+                    res.texts, rows.tolist(), best_b.tolist(), num_threads=num_threads
+                )
             else:
                 pairs = [(None, 0)] * len(rows)
             span_text, span_tokens = [p[0] for p in pairs], np.array([p[1] for p in pairs], dtype=np.int64)
@@ -273,7 +275,7 @@ def decontaminate(
     }
     if coverage is not None:
         cols["coverage"] = pa.array(coverage)
-    matches = pa.table(cols)
+    matches = pa.Table.from_pydict(cols)
 
     contaminated = np.zeros(n_train, dtype=bool)
     contaminated[rows] = True
@@ -292,7 +294,7 @@ def decontaminate(
     }
     if coverage is not None:
         attr["coverage"] = pa.array(coverage[pick])
-    attribution = pa.table(attr)
+    attribution = pa.Table.from_pydict(attr)
     timings["attribute"] = time.perf_counter() - t0
     return DecontaminationResult(
         contaminated=contaminated,

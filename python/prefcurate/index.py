@@ -90,7 +90,9 @@ class BenchmarkIndex:
                 raise InvalidInputError(f"{res.label}: {e}") from None
             raise
         self._inner = inner
-        self.source = str(benchmark) if isinstance(benchmark, (str, os.PathLike)) else type(benchmark).__name__
+        self.source = (
+            str(benchmark) if isinstance(benchmark, (str, os.PathLike)) else type(benchmark).__name__
+        )
 
     @classmethod
     def _wrap(cls, inner: Any, source: str) -> BenchmarkIndex:

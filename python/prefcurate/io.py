@@ -17,7 +17,14 @@ import pyarrow as pa
 
 from .errors import InvalidInputError
 
-_COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "lzma"}
+_COMPRESSIONS = {
+    ".gz": "gzip",
+    ".gzip": "gzip",
+    ".zst": "zstd",
+    ".zstd": "zstd",
+    ".bz2": "bz2",
+    ".xz": "lzma",
+}
 _FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -78,20 +85,24 @@ def _lines_to_table(path: Path, data: bytes) -> pa.Table:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise InvalidInputError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start} of the line)") from None
+            raise InvalidInputError(
+                f"{path}:{lineno}: not valid UTF-8 (byte {e.start} of the line)"
+            ) from None
         try:
             row = json.loads(text)
         except json.JSONDecodeError as e:
             raise InvalidInputError(f"{path}:{lineno}: invalid JSON: {e.msg} at column {e.colno}") from None
         if not isinstance(row, dict):
-            raise InvalidInputError(f"{path}:{lineno}: expected a JSON object per line, got {type(row).__name__}")
+            raise InvalidInputError(
+                f"{path}:{lineno}: expected a JSON object per line, got {type(row).__name__}"
+            )
         rows.append(row)
     return _rows_to_table(path, rows)
 
 
 def _rows_to_table(path: Path, rows: list) -> pa.Table:
     if not rows:
-        return pa.table({})
+        return pa.Table.from_pydict({})
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
@@ -103,7 +114,7 @@ def _read_jsonl(path: Path, compression: str | None) -> pa.Table:
 
     data = _read_bytes(path, compression)
     if not data.strip():
-        return pa.table({})
+        return pa.Table.from_pydict({})
     try:
         table = pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(block_size=1 << 26))
         table.validate(full=True)  # pyarrow's JSON reader does not check UTF-8
@@ -131,7 +142,7 @@ def _read_json(path: Path, compression: str | None) -> pa.Table:
             doc = next(iter(lists.values()))
         elif lists and len(lists) == len(doc) and len({len(v) for v in lists.values()}) == 1:
             try:
-                return pa.table(lists)
+                return pa.Table.from_pydict(lists)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
                 raise InvalidInputError(f"{path}: {e}") from None
         else:
@@ -170,13 +181,15 @@ def _read_hf_saved(path: Path) -> pa.Table:
             with pa.memory_map(str(path / name)) as src:
                 tables.append(pa.ipc.open_stream(src).read_all())
         except (OSError, pa.ArrowInvalid) as e:
-            raise InvalidInputError(f"{path / name}: unreadable Arrow shard of a saved dataset: {e}") from None
+            raise InvalidInputError(
+                f"{path / name}: unreadable Arrow shard of a saved dataset: {e}"
+            ) from None
     if state.get("_indices_data_files"):
         raise InvalidInputError(
             f"{path}: the saved dataset has an indices mapping; load it with datasets.load_from_disk and "
             "pass the Dataset instead"
         )
-    return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+    return pa.concat_tables(tables, promote_options="default") if tables else pa.Table.from_pydict({})
 
 
 def _shards(path: Path) -> list[Path]:
@@ -194,8 +207,8 @@ def read_table(path: str | os.PathLike, *, format: str | None = None) -> pa.Tabl
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or directory")
     if p.is_dir():
-        fmt = format or ("dataset" if _is_hf_saved(p) else "folder")
-        if fmt == "dataset":
+        kind = format or ("dataset" if _is_hf_saved(p) else "folder")
+        if kind == "dataset":
             return _read_hf_saved(p)
         shards = _shards(p)
         if not shards:
@@ -206,7 +219,7 @@ def read_table(path: str | os.PathLike, *, format: str | None = None) -> pa.Tabl
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise InvalidInputError(f"{p}: shards have incompatible schemas: {e}") from None
     detected, compression = _split_suffix(p)
-    fmt = format or detected
+    fmt: str | None = format or detected
     if fmt is None:
         raise InvalidInputError(
             f"{p}: cannot tell the format from the name; use a .jsonl/.json/.parquet/.csv/.tsv/.arrow "

@@ -14,7 +14,10 @@ pub enum CoreError {
     #[error("{path}: not a valid prefcurate index file: {reason}")]
     IndexFormat { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;

@@ -5,8 +5,6 @@
 //! whose hashes collide are chained, so a collision can cost time but never
 //! change a result.
 
-const K: u64 = 0x517c_c1b7_2722_0a95;
-
 /// MurmurHash3's 64-bit finaliser.
 #[inline]
 pub fn fmix64(mut h: u64) -> u64 {
@@ -38,6 +36,10 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
 /// reads whole words past `end` (masked off) when `buf` has room: no copy.
 #[inline]
 pub fn hash_span(buf: &[u8], start: usize, end: usize) -> u64 {
+    #[cfg(feature = "degenerate-hash")]
+    if DEGENERATE.load(std::sync::atomic::Ordering::Relaxed) {
+        return 7;
+    }
     let len = end - start;
     let mut h = (len as u64) ^ K3;
     let mut at = start;
@@ -55,7 +57,7 @@ pub fn hash_span(buf: &[u8], start: usize, end: usize) -> u64 {
         };
         h = fold_mul(h ^ w, K2);
     }
-    fold_mul(h, K)
+    h
 }
 
 /// [`hash_span`] without bounds checks, for buffers padded past the token.
@@ -65,12 +67,19 @@ pub fn hash_span(buf: &[u8], start: usize, end: usize) -> u64 {
 #[inline]
 pub unsafe fn hash_padded(buf: &[u8], start: usize, end: usize) -> u64 {
     debug_assert!(start <= end && buf.len() >= end + 8);
+    #[cfg(feature = "degenerate-hash")]
+    if DEGENERATE.load(std::sync::atomic::Ordering::Relaxed) {
+        return 7;
+    }
     let len = end - start;
     let mut h = (len as u64) ^ K3;
     let mut at = start;
     let p = buf.as_ptr();
     while at + 8 <= end {
-        h = fold_mul(h ^ std::ptr::read_unaligned(p.add(at) as *const u64).to_le(), K2);
+        h = fold_mul(
+            h ^ std::ptr::read_unaligned(p.add(at) as *const u64).to_le(),
+            K2,
+        );
         at += 8;
     }
     if at < end {
@@ -78,7 +87,7 @@ pub unsafe fn hash_padded(buf: &[u8], start: usize, end: usize) -> u64 {
         let w = std::ptr::read_unaligned(p.add(at) as *const u64).to_le() << shift >> shift;
         h = fold_mul(h ^ w, K2);
     }
-    fold_mul(h, K)
+    h
 }
 
 #[inline]
@@ -117,8 +126,17 @@ pub const fn pow_b(k: usize) -> u64 {
 /// Table key of an n-gram from its running hash and length.
 #[inline]
 pub fn key(running: u64, n: usize) -> u64 {
+    #[cfg(feature = "degenerate-hash")]
+    if DEGENERATE.load(std::sync::atomic::Ordering::Relaxed) {
+        return 42;
+    }
     (running ^ (n as u64).wrapping_mul(0xd6e8_feb8_6659_fd93)).wrapping_mul(0xa076_1d64_78bd_642f)
 }
+
+/// Testing only (feature `degenerate-hash`): make every token hash and
+/// n-gram key collide, to show that collisions cannot change a result.
+#[cfg(feature = "degenerate-hash")]
+pub static DEGENERATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[cfg(test)]
 mod tests {
@@ -129,8 +147,16 @@ mod tests {
         let buf = b"hello wonderful world of tokens\0\0\0\0\0\0\0\0";
         for (a, b) in [(0, 5), (6, 15), (16, 21), (25, 31), (0, 31), (30, 31)] {
             assert_eq!(hash_span(buf, a, b), hash_bytes(&buf[a..b]), "{a}..{b}");
-            assert_eq!(unsafe { hash_padded(buf, a, b) }, hash_bytes(&buf[a..b]), "{a}..{b} padded");
-            assert_eq!(hash_span(&buf[..b], a, b), hash_bytes(&buf[a..b]), "{a}..{b} unpadded");
+            assert_eq!(
+                unsafe { hash_padded(buf, a, b) },
+                hash_bytes(&buf[a..b]),
+                "{a}..{b} padded"
+            );
+            assert_eq!(
+                hash_span(&buf[..b], a, b),
+                hash_bytes(&buf[a..b]),
+                "{a}..{b} unpadded"
+            );
         }
     }
 }

@@ -7,19 +7,30 @@
 //! `S[i, j] = sum over n-gram strings g of count_i(g) * count_j(g)`.
 //! An n-gram string is its tokens joined by one space; tokens never contain a
 //! space, so two n-gram strings are equal exactly when their token sequences
-//! are.  The index interns every distinct benchmark n-gram (per length) as a
-//! *gram id* with a posting list `(benchmark doc, count)`.  The scan finds,
-//! for each training position and length, the gram id of the training n-gram
-//! if the benchmark has it, counts `count_j(g)`, and accumulates
+//! are.  The index interns every distinct benchmark n-gram as a *gram* with a
+//! posting list `(benchmark doc, count)`.  The scan finds, for each training
+//! position and length, the gram equal to the training n-gram there if the
+//! benchmark has it, counts `count_j(g)`, and accumulates
 //! `count_j(g) * count_i(g)` over the postings: the dot product, exactly.
 //!
 //! Lookups go through 64-bit hashes, but no hash collision can change a
 //! result: every lookup compares the candidate's tokens byte for byte with the
 //! training tokens, and distinct n-grams that share a hash are chained in the
 //! index and tried in turn.  A collision can only cost a comparison.
+//!
+//! # Layout
+//!
+//! The shortest grams (*roots*, length `lo`) are interned when the index is
+//! built, with the positions where they occur.  For the reference method,
+//! every longer benchmark n-gram extends a root (its first `lo` tokens), so
+//! the longer grams of a root form a trie (its *subtree*) keyed by next
+//! token.  A subtree is built from the root's occurrences the first time a
+//! training text hits that root, under a `OnceLock`: the index stays
+//! immutable and shareable, most roots are never hit, and a subtree's
+//! content does not depend on which thread builds it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
@@ -59,50 +70,54 @@ impl Method {
         Ok(())
     }
 
-    /// The gram lengths a document of `t` tokens contributes to the index.
-    fn lengths_for(&self, t: usize) -> std::ops::RangeInclusive<usize> {
+    /// The root length of a document of `t` tokens, if it has roots.
+    fn root_len(&self, t: usize) -> Option<usize> {
         match *self {
-            Method::Reference { min_n, max_n } => min_n..=max_n,
-            Method::Precise { n, min_tokens } => {
-                if t < min_tokens {
-                    #[allow(clippy::reversed_empty_ranges)]
-                    {
-                        1..=0
-                    }
-                } else {
-                    let l = n.min(t);
-                    l..=l
-                }
-            }
+            Method::Reference { min_n, .. } => (t >= min_n).then_some(min_n),
+            Method::Precise { n, min_tokens } => (t >= min_tokens).then_some(n.min(t)),
         }
     }
 }
 
-/// A distinct benchmark n-gram.
-///
-/// In a prefix-closed index (the reference method) only the shortest grams
-/// (*roots*) are in the key table; a longer gram hangs off the gram of its
-/// first `len - 1` tokens (its parent) and is found by its last token.  In
-/// the precise index every gram is a root.
-#[derive(Debug, Clone, Copy)]
-struct Gram {
-    /// one occurrence: the global number of its first token
+const NONE: u32 = u32::MAX;
+
+/// A distinct shortest n-gram of the benchmark.
+#[derive(Debug, Clone, Copy, Default)]
+struct Root {
+    /// the global number of the first token of one occurrence
     tok: u64,
     len: u32,
     /// next root with the same table key, or `NONE`
     next: u32,
+    post_start: u32,
+    post_len: u32,
+    occ_start: u32,
+    occ_len: u32,
+}
+
+/// A longer n-gram in a root's subtree.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// global number of the first token of one occurrence
+    tok: u64,
+    last_hash: u64,
     first_child: u32,
     next_sibling: u32,
-    /// hash of the last token
-    last_hash: u64,
     post_start: u32,
     post_len: u32,
 }
 
-const NONE: u32 = u32::MAX;
+/// The longer n-grams extending one root: a trie over next tokens.
+#[derive(Debug, Default)]
+struct Subtree {
+    /// first child of the root itself
+    first: u32,
+    nodes: Vec<Node>,
+    postings: Vec<Posting>,
+}
 
 /// One benchmark document's share of a gram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Posting {
     pub doc: u32,
     pub count: u32,
@@ -147,6 +162,13 @@ impl Seq for Own<'_> {
     }
 }
 
+/// A gram found in a text: a root, or node `local - 1` of the root's subtree.
+/// Packed in a `u64` (root in the high half) so that hits sort and count fast.
+#[inline]
+fn hit(root: u32, local: u32) -> u64 {
+    ((root as u64) << 32) | local as u64
+}
+
 /// An immutable index of benchmark texts, shared freely across threads.
 #[derive(Debug)]
 pub struct BenchmarkIndex {
@@ -163,16 +185,22 @@ pub struct BenchmarkIndex {
     tok_off: Vec<u64>,
     tok_len: Vec<u32>,
     tok_hash: Vec<u64>,
-    grams: Vec<Gram>,
-    table: HashMap<u64, u32, IdentityBuild>,
+    /// the doc of each token
+    tok_doc: Vec<u32>,
+    roots: Vec<Root>,
+    /// key -> first root of its chain, one table per shard of the key space
+    root_tables: Vec<HashMap<u64, u32, IdentityBuild>>,
     postings: Vec<Posting>,
-    /// distinct gram lengths present, ascending
+    /// global first-token numbers of every root's occurrences, in order
+    occurrences: Vec<u64>,
+    subtrees: Vec<OnceLock<Subtree>>,
+    /// root lengths present, ascending (one for the reference method)
     lengths: Vec<usize>,
-    /// every indexed (n+1)-gram has its n-gram prefix indexed (reference method)
-    prefix_closed: bool,
+    /// longest gram (the reference method's `max_n`)
+    max_len: usize,
     filter: Vec<u64>,
     filter_shift: u32,
-    /// distinct grams per doc
+    /// distinct roots per doc
     doc_grams: Vec<u32>,
     /// per doc (ranges of `tok_start`): (token hash, position) sorted, to find
     /// where a training token occurs in a benchmark doc
@@ -247,7 +275,7 @@ struct Scratch {
     low: String,
     toks: Tokens,
     masks: Masks,
-    hits: Vec<u32>,
+    hits: Vec<u64>,
     acc: Vec<i64>,
     touched: Vec<u32>,
 }
@@ -272,10 +300,74 @@ const CHUNK: usize = 256;
 pub fn check_text_sizes(texts: &[&str], row_offset: u64) -> Result<()> {
     for (k, t) in texts.iter().enumerate() {
         if t.len() > MAX_TEXT_BYTES / 3 * 2 {
-            return Err(CoreError::TextTooLarge { row: row_offset + k as u64, bytes: t.len() });
+            return Err(CoreError::TextTooLarge {
+                row: row_offset + k as u64,
+                bytes: t.len(),
+            });
         }
     }
     Ok(())
+}
+
+/// Group `(key, doc, value)` triples by key (a counting sort; the order within
+/// a key is kept): returns per-key `(start, len)` and the values in order.
+fn group_by_key<T: Copy + Default>(n_keys: usize, items: &[(u32, T)]) -> (Vec<(u32, u32)>, Vec<T>) {
+    let mut starts = vec![0u32; n_keys + 1];
+    for &(k, _) in items {
+        starts[k as usize + 1] += 1;
+    }
+    let mut ranges = Vec::with_capacity(n_keys);
+    for k in 0..n_keys {
+        starts[k + 1] += starts[k];
+        ranges.push((starts[k], starts[k + 1] - starts[k]));
+    }
+    let mut out = vec![T::default(); items.len()];
+    for &(k, v) in items {
+        let at = &mut starts[k as usize];
+        out[*at as usize] = v;
+        *at += 1;
+    }
+    (ranges, out)
+}
+
+/// Shards of the root key space, interned in parallel.
+const N_SHARDS: usize = 16;
+
+#[inline]
+fn shard_of(k: u64) -> usize {
+    (k >> (64 - N_SHARDS.trailing_zeros())) as usize
+}
+
+/// One shard's roots while the index is built.
+#[derive(Default)]
+struct Shard {
+    table: HashMap<u64, u32, IdentityBuild>,
+    roots: Vec<Root>,
+    counts: Vec<(u32, Posting)>,
+    occ: Vec<(u32, u64)>,
+}
+
+/// The root of `roots` (chained from `table`) equal to the `len` tokens of
+/// `seq` at `p`, whose key is `k`, verified token by token.
+#[inline]
+fn find_in(
+    idx: &BenchmarkIndex,
+    table: &HashMap<u64, u32, IdentityBuild>,
+    roots: &[Root],
+    k: u64,
+    seq: &impl Seq,
+    p: usize,
+    len: usize,
+) -> Option<u32> {
+    let mut g = *table.get(&k)?;
+    while g != NONE {
+        let r = &roots[g as usize];
+        if r.len as usize == len && idx.same_tokens(r.tok as usize, seq, p, len) {
+            return Some(g);
+        }
+        g = r.next;
+    }
+    None
 }
 
 impl BenchmarkIndex {
@@ -297,38 +389,94 @@ impl BenchmarkIndex {
             )));
         }
         if texts.len() >= u32::MAX as usize {
-            return Err(CoreError::InvalidArgument("benchmark: more than 2^32 - 1 texts".into()));
+            return Err(CoreError::InvalidArgument(
+                "benchmark: more than 2^32 - 1 texts".into(),
+            ));
         }
         let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
         check_text_sizes(&refs, 0)?;
-        // tokenise in parallel, keep document order
-        let per_doc: Vec<(String, Tokens)> = refs
-            .par_iter()
-            .map(|t| {
-                let mut low = String::new();
-                let mut toks = Tokens::default();
-                tokenize(&tables, t, &mut low, &mut toks);
-                (low, toks)
+        let n_docs = texts.len();
+        // tokenise in parallel, a chunk of docs into one set of buffers
+        struct Part {
+            low: String,
+            doc_low: Vec<usize>,
+            doc_toks: Vec<usize>,
+            spans: Vec<(u32, u32)>,
+            hashes: Vec<u64>,
+        }
+        let parts: Vec<Part> = refs
+            .par_chunks(64)
+            .map(|chunk| {
+                let mut part = Part {
+                    low: String::new(),
+                    doc_low: Vec::with_capacity(chunk.len()),
+                    doc_toks: Vec::with_capacity(chunk.len()),
+                    spans: Vec::new(),
+                    hashes: Vec::new(),
+                };
+                let (mut low, mut toks, mut masks) =
+                    (String::new(), Tokens::default(), Masks::default());
+                for t in chunk {
+                    tokenize_with(&tables, t, &mut low, &mut toks, &mut masks);
+                    part.doc_low.push(part.low.len());
+                    part.doc_toks.push(part.hashes.len());
+                    part.low.push_str(&low);
+                    part.spans.extend_from_slice(&toks.spans);
+                    part.hashes.extend_from_slice(&toks.hashes);
+                }
+                part
             })
             .collect();
-        let n_docs = texts.len();
-        let mut low = String::with_capacity(per_doc.iter().map(|d| d.0.len()).sum());
+        let n_toks: usize = parts.iter().map(|p| p.hashes.len()).sum();
+        let mut low = String::with_capacity(parts.iter().map(|p| p.low.len()).sum());
         let mut tok_start = Vec::with_capacity(n_docs + 1);
-        let n_toks: usize = per_doc.iter().map(|d| d.1.len()).sum();
         let mut tok_off = Vec::with_capacity(n_toks);
         let mut tok_len = Vec::with_capacity(n_toks);
         let mut tok_hash = Vec::with_capacity(n_toks);
-        for (l, t) in &per_doc {
+        let mut tok_doc = Vec::with_capacity(n_toks);
+        for part in &parts {
             let base = low.len() as u64;
-            tok_start.push(tok_hash.len());
-            low.push_str(l);
-            tok_off.extend(t.spans.iter().map(|&(a, _)| base + a as u64));
-            tok_len.extend(t.spans.iter().map(|&(a, b)| b - a));
-            tok_hash.extend_from_slice(&t.hashes);
+            let first_doc = tok_start.len();
+            for (k, &start) in part.doc_toks.iter().enumerate() {
+                tok_start.push(tok_hash.len() + start);
+                let end = part
+                    .doc_toks
+                    .get(k + 1)
+                    .copied()
+                    .unwrap_or(part.hashes.len());
+                tok_doc.extend(std::iter::repeat_n((first_doc + k) as u32, end - start));
+                // spans are relative to each doc's lower-cased text
+                let doc_base = base + part.doc_low[k] as u64;
+                tok_off.extend(
+                    part.spans[start..end]
+                        .iter()
+                        .map(|&(a, _)| doc_base + a as u64),
+                );
+            }
+            low.push_str(&part.low);
+            tok_len.extend(part.spans.iter().map(|&(a, b)| b - a));
+            tok_hash.extend_from_slice(&part.hashes);
         }
         tok_start.push(tok_hash.len());
-        drop(per_doc);
+        drop(parts);
+        let doc_sorted = (0..n_docs)
+            .into_par_iter()
+            .flat_map_iter(|d| {
+                let (a, b) = (tok_start[d], tok_start[d + 1]);
+                let mut v: Vec<(u64, u32)> = tok_hash[a..b]
+                    .iter()
+                    .enumerate()
+                    .map(|(q, &h)| (h, q as u32))
+                    .collect();
+                v.sort_unstable();
+                v
+            })
+            .collect();
 
+        let max_len = match method {
+            Method::Reference { max_n, .. } => max_n,
+            Method::Precise { n, .. } => n,
+        };
         let mut idx = BenchmarkIndex {
             tables,
             method,
@@ -340,26 +488,20 @@ impl BenchmarkIndex {
             tok_off,
             tok_len,
             tok_hash,
-            grams: Vec::new(),
-            table: HashMap::default(),
+            tok_doc,
+            roots: Vec::new(),
+            root_tables: Vec::new(),
             postings: Vec::new(),
+            occurrences: Vec::new(),
+            subtrees: Vec::new(),
             lengths: Vec::new(),
-            prefix_closed: matches!(method, Method::Reference { .. }),
+            max_len,
             filter: Vec::new(),
             filter_shift: 63,
             doc_grams: vec![0; n_docs],
-            doc_sorted: Vec::new(),
+            doc_sorted,
         };
-        idx.doc_sorted = (0..n_docs)
-            .flat_map(|d| {
-                let (a, b) = (idx.tok_start[d], idx.tok_start[d + 1]);
-                let mut v: Vec<(u64, u32)> =
-                    idx.tok_hash[a..b].iter().enumerate().map(|(q, &h)| (h, q as u32)).collect();
-                v.sort_unstable();
-                v
-            })
-            .collect();
-        idx.intern_grams()?;
+        idx.intern_roots()?;
         Ok(idx)
     }
 
@@ -370,47 +512,26 @@ impl BenchmarkIndex {
         &self.low.as_bytes()[a..a + self.tok_len[t] as usize]
     }
 
-    /// Whether gram `g` equals the `len` tokens of `seq` at `p`.
+    /// Whether the `len` tokens at global token `q` equal those of `seq` at `p`.
     #[inline]
-    fn gram_equals(&self, g: &Gram, seq: &impl Seq, p: usize, len: usize) -> bool {
-        if g.len as usize != len {
-            return false;
-        }
-        let q = g.tok as usize;
-        (0..len).all(|k| self.tok_hash[q + k] == seq.hash(p + k)) && (0..len).all(|k| self.token(q + k) == seq.bytes(p + k))
+    fn same_tokens(&self, q: usize, seq: &impl Seq, p: usize, len: usize) -> bool {
+        (0..len).all(|k| self.tok_hash[q + k] == seq.hash(p + k))
+            && (0..len).all(|k| self.token(q + k) == seq.bytes(p + k))
     }
 
-    /// The root gram equal to the `len` tokens of `seq` at `p`, whose key is
-    /// `k`, verified token by token.
+    /// The root equal to the `len` tokens of `seq` at `p`, whose key is `k`,
+    /// verified token by token.
     #[inline]
     fn find(&self, k: u64, seq: &impl Seq, p: usize, len: usize) -> Option<u32> {
-        let mut g = *self.table.get(&k)?;
-        while g != NONE {
-            let gram = &self.grams[g as usize];
-            if self.gram_equals(gram, seq, p, len) {
-                return Some(g);
-            }
-            g = gram.next;
-        }
-        None
-    }
-
-    /// The child of `parent` (verified equal to the `len - 1` tokens of `seq`
-    /// at `p`) whose last token is token `p + len - 1` of `seq`: then it
-    /// equals the `len` tokens at `p`.
-    #[inline]
-    fn find_child(&self, parent: u32, seq: &impl Seq, p: usize, len: usize) -> Option<u32> {
-        let last = p + len - 1;
-        let h = seq.hash(last);
-        let mut g = self.grams[parent as usize].first_child;
-        while g != NONE {
-            let c = &self.grams[g as usize];
-            if c.last_hash == h && self.token(c.tok as usize + len - 1) == seq.bytes(last) {
-                return Some(g);
-            }
-            g = c.next_sibling;
-        }
-        None
+        find_in(
+            self,
+            &self.root_tables[shard_of(k)],
+            &self.roots,
+            k,
+            seq,
+            p,
+            len,
+        )
     }
 
     #[inline]
@@ -420,117 +541,244 @@ impl BenchmarkIndex {
         word & mask == mask
     }
 
-    /// Add the `len`-gram starting at global token `tok`: a root under key
-    /// `k`, or a child of `parent`.
-    fn add_gram(&mut self, k: u64, tok: usize, len: usize, parent: u32) -> Result<u32> {
-        if self.grams.len() >= NONE as usize - 1 {
-            return Err(CoreError::InvalidArgument("benchmark: more than 2^32 - 2 distinct n-grams".into()));
-        }
-        let id = self.grams.len() as u32;
-        let (mut next, mut next_sibling) = (NONE, NONE);
-        if parent == NONE {
-            // new roots go to the head of their key's chain
-            next = self.table.insert(k, id).unwrap_or(NONE);
-        } else {
-            let pg = &mut self.grams[parent as usize];
-            next_sibling = pg.first_child;
-            pg.first_child = id;
-        }
-        self.grams.push(Gram {
-            tok: tok as u64,
-            len: len as u32,
-            next,
-            first_child: NONE,
-            next_sibling,
-            last_hash: self.tok_hash[tok + len - 1],
-            post_start: 0,
-            post_len: 0,
-        });
-        Ok(id)
-    }
-
-    fn intern_grams(&mut self) -> Result<()> {
+    fn intern_roots(&mut self) -> Result<()> {
         let n_docs = self.texts.len();
-        // (gram, doc, count) per distinct gram of each doc; `seen[g]` is the
-        // last doc that saw gram g and where its triple is
-        let mut triples: Vec<(u32, u32, u32)> = Vec::new();
-        let mut seen: Vec<(u32, u32)> = Vec::new();
-        let mut lengths = std::collections::BTreeSet::new();
-        let positions: usize = (0..n_docs).map(|d| self.tok_start[d + 1] - self.tok_start[d]).sum();
-        self.table.reserve(positions);
-        for d in 0..n_docs {
-            let base = self.tok_start[d];
-            let t = self.tok_start[d + 1] - base;
-            let range = self.method.lengths_for(t);
-            let (lo, hi) = (*range.start(), *range.end());
-            if lo > hi || t < lo {
-                continue;
-            }
-            lengths.extend(lo..=hi.min(t));
-            let before = triples.len();
-            let mut count = |g: u32, triples: &mut Vec<(u32, u32, u32)>| {
-                if seen.len() <= g as usize {
-                    seen.resize(g as usize + 1, (NONE, 0));
-                }
-                let (last_doc, at) = seen[g as usize];
-                if last_doc == d as u32 {
-                    triples[at as usize].2 += 1;
-                } else {
-                    seen[g as usize] = (d as u32, triples.len() as u32);
-                    triples.push((g, d as u32, 1));
-                }
-            };
-            for p in 0..=(t - lo) {
-                let at = base + p;
-                let run = self.tok_hash[at..at + lo].iter().fold(SEED, |r, &x| extend(r, x));
-                let k = key(run, lo);
-                let found = self.find(k, &Own(self), at, lo);
-                let mut g = match found {
-                    Some(g) => g,
-                    None => self.add_gram(k, at, lo, NONE)?,
-                };
-                count(g, &mut triples);
-                for len in lo + 1..=hi.min(t - p) {
-                    let found = self.find_child(g, &Own(self), at, len);
-                    g = match found {
-                        Some(c) => c,
-                        None => self.add_gram(0, at, len, g)?,
+        // every root position, in document order: (key, first token, doc, length)
+        let doc_ids: Vec<usize> = (0..n_docs).collect();
+        let positions: Vec<(u64, u64, u32, u32)> = doc_ids
+            .par_chunks(64)
+            .flat_map_iter(|docs| {
+                let mut out = Vec::new();
+                for &d in docs {
+                    let base = self.tok_start[d];
+                    let t = self.tok_start[d + 1] - base;
+                    let Some(lo) = self.method.root_len(t) else {
+                        continue;
                     };
-                    count(g, &mut triples);
+                    let drop = pow_b(lo - 1);
+                    let h = &self.tok_hash[base..base + t];
+                    let mut run = h[..lo].iter().fold(SEED, |r, &x| extend(r, x));
+                    out.push((key(run, lo), base as u64, d as u32, lo as u32));
+                    for (p, (&o, &i)) in h.iter().zip(&h[lo..]).enumerate() {
+                        run = run
+                            .wrapping_sub(o.wrapping_mul(drop))
+                            .wrapping_mul(B)
+                            .wrapping_add(i);
+                        out.push((key(run, lo), (base + p + 1) as u64, d as u32, lo as u32));
+                    }
                 }
-            }
-            self.doc_grams[d] = (triples.len() - before) as u32;
+                out
+            })
+            .collect();
+        if positions.len() >= u32::MAX as usize {
+            return Err(CoreError::InvalidArgument(
+                "benchmark: more than 2^32 - 1 n-gram occurrences".into(),
+            ));
         }
-        if triples.len() >= u32::MAX as usize {
-            return Err(CoreError::InvalidArgument("benchmark: more than 2^32 - 1 postings".into()));
+        // intern in shards by key, in parallel; within a shard in document
+        // order, so ids and postings do not depend on the thread count
+        let shards: Vec<Shard> = (0..N_SHARDS)
+            .into_par_iter()
+            .map(|s| {
+                let mut sh = Shard::default();
+                let mut seen: Vec<(u32, u32)> = Vec::new();
+                for &(k, at, d, lo) in positions.iter().filter(|p| shard_of(p.0) == s) {
+                    let (at, lo) = (at as usize, lo as usize);
+                    let found = find_in(self, &sh.table, &sh.roots, k, &Own(self), at, lo);
+                    let g = found.unwrap_or_else(|| {
+                        let id = sh.roots.len() as u32;
+                        // new roots go to the head of their key's chain
+                        let next = sh.table.insert(k, id).unwrap_or(NONE);
+                        sh.roots.push(Root {
+                            tok: at as u64,
+                            len: lo as u32,
+                            next,
+                            ..Root::default()
+                        });
+                        seen.push((NONE, 0));
+                        id
+                    });
+                    sh.occ.push((g, at as u64));
+                    let (last_doc, slot) = seen[g as usize];
+                    if last_doc == d {
+                        sh.counts[slot as usize].1.count += 1;
+                    } else {
+                        seen[g as usize] = (d, sh.counts.len() as u32);
+                        sh.counts.push((g, Posting { doc: d, count: 1 }));
+                    }
+                }
+                sh
+            })
+            .collect();
+        let n_roots: usize = shards.iter().map(|s| s.roots.len()).sum();
+        if n_roots >= NONE as usize - 1 {
+            return Err(CoreError::InvalidArgument(
+                "benchmark: more than 2^32 - 2 distinct n-grams".into(),
+            ));
         }
-        // group postings by gram (counting sort: docs stay ascending per gram)
-        let mut starts = vec![0u32; self.grams.len() + 1];
-        for &(g, _, _) in &triples {
-            starts[g as usize + 1] += 1;
+        let mut counts: Vec<(u32, Posting)> =
+            Vec::with_capacity(shards.iter().map(|s| s.counts.len()).sum());
+        let mut occ: Vec<(u32, u64)> = Vec::with_capacity(positions.len());
+        self.roots = Vec::with_capacity(n_roots);
+        self.root_tables = Vec::with_capacity(N_SHARDS);
+        for sh in shards {
+            let offset = self.roots.len() as u32;
+            let remap = |g: u32| if g == NONE { NONE } else { g + offset };
+            self.roots.extend(sh.roots.into_iter().map(|r| Root {
+                next: remap(r.next),
+                ..r
+            }));
+            let mut table = sh.table;
+            table.values_mut().for_each(|g| *g += offset);
+            self.root_tables.push(table);
+            counts.extend(sh.counts.into_iter().map(|(g, p)| (g + offset, p)));
+            occ.extend(sh.occ.into_iter().map(|(g, at)| (g + offset, at)));
         }
-        for g in 0..self.grams.len() {
-            starts[g + 1] += starts[g];
-            self.grams[g].post_start = starts[g];
-            self.grams[g].post_len = starts[g + 1] - starts[g];
+        for (_, p) in &counts {
+            self.doc_grams[p.doc as usize] += 1;
         }
-        let mut postings = vec![Posting { doc: 0, count: 0 }; triples.len()];
-        for &(g, d, c) in &triples {
-            let at = &mut starts[g as usize];
-            postings[*at as usize] = Posting { doc: d, count: c };
-            *at += 1;
+        let (post_ranges, postings) = group_by_key(n_roots, &counts);
+        let (occ_ranges, occurrences) = group_by_key(n_roots, &occ);
+        for (r, (&(ps, pl), &(os, ol))) in self
+            .roots
+            .iter_mut()
+            .zip(post_ranges.iter().zip(&occ_ranges))
+        {
+            (r.post_start, r.post_len, r.occ_start, r.occ_len) = (ps, pl, os, ol);
         }
         self.postings = postings;
+        self.occurrences = occurrences;
+        let lengths: std::collections::BTreeSet<usize> =
+            self.roots.iter().map(|r| r.len as usize).collect();
         self.lengths = lengths.into_iter().collect();
+        if self.has_subtrees() {
+            self.subtrees = (0..n_roots).map(|_| OnceLock::new()).collect();
+        }
         // A blocked Bloom filter over the roots' keys (two bits in one word,
         // ~32 bits per key) keeps the test of a text position in cache.
-        let words = (self.table.len().max(1) / 2).next_power_of_two().max(64);
+        let words = (n_roots.max(1) / 2).next_power_of_two().max(64);
         self.filter_shift = 64 - words.trailing_zeros();
         self.filter = vec![0u64; words];
-        for &k in self.table.keys() {
-            self.filter[(k >> self.filter_shift) as usize] |= (1u64 << ((k >> 20) & 63)) | (1u64 << ((k >> 26) & 63));
+        for table in &self.root_tables {
+            for &k in table.keys() {
+                self.filter[(k >> self.filter_shift) as usize] |=
+                    (1u64 << ((k >> 20) & 63)) | (1u64 << ((k >> 26) & 63));
+            }
         }
         Ok(())
+    }
+
+    /// Whether grams longer than the roots exist (the reference method with
+    /// `max_n > min_n`).
+    fn has_subtrees(&self) -> bool {
+        matches!(self.method, Method::Reference { min_n, max_n } if max_n > min_n)
+    }
+
+    /// The subtree of root `g`, built on first use from its occurrences.
+    fn subtree(&self, g: u32) -> &Subtree {
+        self.subtrees[g as usize].get_or_init(|| self.build_subtree(g))
+    }
+
+    fn build_subtree(&self, g: u32) -> Subtree {
+        let root = self.roots[g as usize];
+        let lo = root.len as usize;
+        let occ =
+            &self.occurrences[root.occ_start as usize..(root.occ_start + root.occ_len) as usize];
+        let mut st = Subtree {
+            first: NONE,
+            nodes: Vec::new(),
+            postings: Vec::new(),
+        };
+        // (node, posting) in occurrence order; docs ascend, so counting by
+        // "last doc seen" per node is exact
+        let mut counts: Vec<(u32, Posting)> = Vec::new();
+        let mut seen: Vec<(u32, u32)> = Vec::new();
+        for &at in occ {
+            let at = at as usize;
+            let doc = self.tok_doc[at];
+            let doc_end = self.tok_start[doc as usize + 1];
+            let mut parent = NONE; // NONE: the root
+            for len in lo + 1..=self.max_len {
+                let last = at + len - 1;
+                if last >= doc_end {
+                    break;
+                }
+                let (h, bytes) = (self.tok_hash[last], self.token(last));
+                let mut c = if parent == NONE {
+                    st.first
+                } else {
+                    st.nodes[parent as usize].first_child
+                };
+                while c != NONE {
+                    let n = &st.nodes[c as usize];
+                    if n.last_hash == h && self.token(n.tok as usize + len - 1) == bytes {
+                        break;
+                    }
+                    c = n.next_sibling;
+                }
+                if c == NONE {
+                    c = st.nodes.len() as u32;
+                    let head = if parent == NONE {
+                        &mut st.first
+                    } else {
+                        &mut st.nodes[parent as usize].first_child
+                    };
+                    let next_sibling = std::mem::replace(head, c);
+                    st.nodes.push(Node {
+                        tok: at as u64,
+                        last_hash: h,
+                        first_child: NONE,
+                        next_sibling,
+                        post_start: 0,
+                        post_len: 0,
+                    });
+                    seen.push((NONE, 0));
+                }
+                let (last_doc, slot) = seen[c as usize];
+                if last_doc == doc {
+                    counts[slot as usize].1.count += 1;
+                } else {
+                    seen[c as usize] = (doc, counts.len() as u32);
+                    counts.push((c, Posting { doc, count: 1 }));
+                }
+                parent = c;
+            }
+        }
+        let (ranges, postings) = group_by_key(st.nodes.len(), &counts);
+        for (n, &(s, l)) in st.nodes.iter_mut().zip(&ranges) {
+            (n.post_start, n.post_len) = (s, l);
+        }
+        st.postings = postings;
+        st
+    }
+
+    /// The child of `parent` in subtree `st` (`NONE`: the root) whose last
+    /// token is token `p + len - 1` of `seq`.  The parent equals the first
+    /// `len - 1` tokens of `seq` at `p`, so the child equals all `len`.
+    #[inline]
+    fn find_child(
+        &self,
+        st: &Subtree,
+        parent: u32,
+        seq: &impl Seq,
+        p: usize,
+        len: usize,
+    ) -> Option<u32> {
+        let last = p + len - 1;
+        let h = seq.hash(last);
+        let mut c = if parent == NONE {
+            st.first
+        } else {
+            st.nodes[parent as usize].first_child
+        };
+        while c != NONE {
+            let n = &st.nodes[c as usize];
+            if n.last_hash == h && self.token(n.tok as usize + len - 1) == seq.bytes(last) {
+                return Some(c);
+            }
+            c = n.next_sibling;
+        }
+        None
     }
 
     pub fn method(&self) -> Method {
@@ -557,48 +805,73 @@ impl BenchmarkIndex {
     pub fn tables(&self) -> &Arc<UnicodeTables> {
         &self.tables
     }
-    /// Distinct n-grams indexed (over all lengths).
+    /// Distinct n-grams of the shortest length (longer ones are interned on demand).
     pub fn n_grams(&self) -> usize {
-        self.grams.len()
+        self.roots.len()
     }
     /// Tokens of benchmark doc `d`.
     pub fn doc_tokens(&self, d: usize) -> usize {
         self.tok_start[d + 1] - self.tok_start[d]
     }
-    /// Distinct grams of benchmark doc `d`.
+    /// Distinct shortest n-grams of benchmark doc `d`.
     pub fn doc_gram_count(&self, d: usize) -> u32 {
         self.doc_grams[d]
     }
-    /// Approximate heap bytes held.
+    /// Approximate heap bytes held (subtrees built so far included).
     pub fn heap_bytes(&self) -> usize {
+        let subtrees: usize = self
+            .subtrees
+            .iter()
+            .filter_map(|s| s.get())
+            .map(|s| s.nodes.capacity() * std::mem::size_of::<Node>() + s.postings.capacity() * 8)
+            .sum();
         self.texts.iter().map(|s| s.capacity()).sum::<usize>()
             + self.low.capacity()
-            + self.tok_off.capacity() * 12
-            + self.tok_hash.capacity() * 8
-            + self.grams.capacity() * std::mem::size_of::<Gram>()
-            + self.table.capacity() * 16
+            + self.tok_off.capacity() * 24
+            + self.roots.capacity() * std::mem::size_of::<Root>()
+            + self
+                .root_tables
+                .iter()
+                .map(|t| t.capacity() * 16)
+                .sum::<usize>()
             + self.postings.capacity() * 8
+            + self.occurrences.capacity() * 8
+            + self.subtrees.capacity() * std::mem::size_of::<OnceLock<Subtree>>()
             + self.filter.capacity() * 8
+            + self.doc_sorted.capacity() * 16
+            + subtrees
     }
 
-    fn postings_of(&self, g: u32) -> &[Posting] {
-        let gram = &self.grams[g as usize];
-        &self.postings[gram.post_start as usize..(gram.post_start + gram.post_len) as usize]
+    /// The postings of hit `h` (a root, or a node of its subtree).
+    fn postings_of(&self, h: u64) -> &[Posting] {
+        let (g, local) = ((h >> 32) as u32, h as u32);
+        if local == 0 {
+            let r = &self.roots[g as usize];
+            &self.postings[r.post_start as usize..(r.post_start + r.post_len) as usize]
+        } else {
+            let st = self.subtrees[g as usize]
+                .get()
+                .expect("a hit's subtree is built");
+            let n = &st.nodes[local as usize - 1];
+            &st.postings[n.post_start as usize..(n.post_start + n.post_len) as usize]
+        }
     }
 
-    /// Push onto `hits` the gram id of every indexed n-gram occurrence of `view`.
-    fn collect_hits(&self, view: &DocView<'_>, hits: &mut Vec<u32>) {
+    /// Push onto `hits` every indexed n-gram occurrence of `view`.
+    fn collect_hits(&self, view: &DocView<'_>, hits: &mut Vec<u64>) {
         let h = view.hashes;
         let t = h.len();
-        let Some(&lo) = self.lengths.first() else { return };
-        let hi = *self.lengths.last().expect("non-empty");
+        let Some(&lo) = self.lengths.first() else {
+            return;
+        };
         if t < lo {
             return;
         }
-        if !self.prefix_closed {
+        if self.lengths.len() > 1 {
+            // the precise method: roots of several lengths, no subtrees
             for p in 0..=(t - lo) {
                 let mut run = SEED;
-                for len in 1..=hi.min(t - p) {
+                for len in 1..=self.max_len.min(t - p) {
                     run = extend(run, h[p + len - 1]);
                     if len < lo || self.lengths.binary_search(&len).is_err() {
                         continue;
@@ -606,39 +879,52 @@ impl BenchmarkIndex {
                     let k = key(run, len);
                     if self.maybe_present(k) {
                         if let Some(g) = self.find(k, view, p, len) {
-                            hits.push(g);
+                            hits.push(hit(g, 0));
                         }
                     }
                 }
             }
             return;
         }
-        // Every indexed n-gram has its lo-gram prefix indexed: roll the
-        // lo-gram hash along the text, extend only where it is found.
+        // Roll the root hash along the text; where a root is found, walk its
+        // subtree for the longer n-grams.
         let drop = pow_b(lo - 1);
-        let first = h[..lo].iter().fold(SEED, |r, &x| extend(r, x));
-        // (position, hash of the lo-gram there) for every position
-        let windows = std::iter::once((0, first)).chain(
-            h.iter().zip(&h[lo..]).enumerate().scan(first, |run, (p, (&out, &inc))| {
-                *run = run.wrapping_sub(out.wrapping_mul(drop)).wrapping_mul(B).wrapping_add(inc);
-                Some((p + 1, *run))
-            }),
-        );
-        for (p, run) in windows {
-            let k = key(run, lo);
-            if !self.maybe_present(k) {
-                continue;
+        let mut run = h[..lo].iter().fold(SEED, |r, &x| extend(r, x));
+        if self.maybe_present(key(run, lo)) {
+            self.hits_at(view, 0, run, hits);
+        }
+        for (p, (&out, &inc)) in h.iter().zip(&h[lo..]).enumerate() {
+            run = run
+                .wrapping_sub(out.wrapping_mul(drop))
+                .wrapping_mul(B)
+                .wrapping_add(inc);
+            if self.maybe_present(key(run, lo)) {
+                self.hits_at(view, p + 1, run, hits);
             }
-            let Some(mut g) = self.find(k, view, p, lo) else { continue };
-            hits.push(g);
-            for len in lo + 1..=hi.min(t - p) {
-                match self.find_child(g, view, p, len) {
-                    Some(c) => {
-                        hits.push(c);
-                        g = c;
-                    }
-                    None => break,
+        }
+    }
+
+    /// The roots and longer grams at position `p` of `view`, whose root hash is `run`.
+    #[inline(never)]
+    fn hits_at(&self, view: &DocView<'_>, p: usize, run: u64, hits: &mut Vec<u64>) {
+        let lo = self.lengths[0];
+        let t = view.hashes.len();
+        let Some(g) = self.find(key(run, lo), view, p, lo) else {
+            return;
+        };
+        hits.push(hit(g, 0));
+        if !self.has_subtrees() || p + lo >= t {
+            return;
+        }
+        let st = self.subtree(g);
+        let mut node = NONE;
+        for len in lo + 1..=self.max_len.min(t - p) {
+            match self.find_child(st, node, view, p, len) {
+                Some(c) => {
+                    hits.push(hit(g, c + 1));
+                    node = c;
                 }
+                None => break,
             }
         }
     }
@@ -652,7 +938,11 @@ impl BenchmarkIndex {
     fn score_one(&self, text: &str, s: &mut Scratch, out: &mut Vec<(u32, i64)>) {
         self.tokenize_into(text, s);
         s.hits.clear();
-        let view = DocView { low: &s.low, spans: &s.toks.spans, hashes: &s.toks.hashes };
+        let view = DocView {
+            low: &s.low,
+            spans: &s.toks.spans,
+            hashes: &s.toks.hashes,
+        };
         self.collect_hits(&view, &mut s.hits);
         if s.hits.is_empty() {
             return;
@@ -688,7 +978,12 @@ impl BenchmarkIndex {
     /// match and longest matched span.  Rows are numbered from `row_offset`.
     ///
     /// Runs on the current rayon pool; the result does not depend on its size.
-    pub fn scan_reference(&self, texts: &[&str], row_offset: u64, spans: bool) -> Result<ReferenceScan> {
+    pub fn scan_reference(
+        &self,
+        texts: &[&str],
+        row_offset: u64,
+        spans: bool,
+    ) -> Result<ReferenceScan> {
         check_text_sizes(texts, row_offset)?;
         let n_docs = self.len();
         let parts: Vec<ReferenceScan> = texts
@@ -705,17 +1000,36 @@ impl BenchmarkIndex {
                             continue;
                         }
                         let row = row_offset + (c * CHUNK + k) as u64;
-                        out.matches.extend(pairs.iter().map(|&(bench, score)| Match { train: row, bench, score }));
+                        out.matches
+                            .extend(pairs.iter().map(|&(bench, score)| Match {
+                                train: row,
+                                bench,
+                                score,
+                            }));
                         // best: highest score, then lowest doc (pairs ascend by doc)
-                        let &(bench, score) = pairs.iter().rev().max_by_key(|&&(_, sc)| sc).expect("non-empty");
+                        let &(bench, score) = pairs
+                            .iter()
+                            .rev()
+                            .max_by_key(|&&(_, sc)| sc)
+                            .expect("non-empty");
                         let span = if spans {
-                            let view = DocView { low: &s.low, spans: &s.toks.spans, hashes: &s.toks.hashes };
+                            let view = DocView {
+                                low: &s.low,
+                                spans: &s.toks.spans,
+                                hashes: &s.toks.hashes,
+                            };
                             self.longest_run(&view, bench as usize)
                                 .map(|(p, len)| self.span_in_text(text, &s.toks.spans, p, len))
                         } else {
                             None
                         };
-                        out.flagged.push(Flagged { train: row, bench, score, n_matches: pairs.len() as u32, span });
+                        out.flagged.push(Flagged {
+                            train: row,
+                            bench,
+                            score,
+                            n_matches: pairs.len() as u32,
+                            span,
+                        });
                     }
                     out
                 },
@@ -732,6 +1046,11 @@ impl BenchmarkIndex {
     /// First pass of the precise method: the distinct gram ids each text hits,
     /// as CSR (`offsets.len() == texts.len() + 1`).
     pub fn precise_hits(&self, texts: &[&str], row_offset: u64) -> Result<(Vec<u64>, Vec<u32>)> {
+        if self.has_subtrees() {
+            return Err(CoreError::InvalidArgument(
+                "precise scan of an index built for the reference method".into(),
+            ));
+        }
         check_text_sizes(texts, row_offset)?;
         let parts: Vec<(Vec<u32>, Vec<u32>)> = texts
             .par_chunks(CHUNK)
@@ -743,12 +1062,16 @@ impl BenchmarkIndex {
                     for text in chunk {
                         self.tokenize_into(text, s);
                         s.hits.clear();
-                        let view = DocView { low: &s.low, spans: &s.toks.spans, hashes: &s.toks.hashes };
+                        let view = DocView {
+                            low: &s.low,
+                            spans: &s.toks.spans,
+                            hashes: &s.toks.hashes,
+                        };
                         self.collect_hits(&view, &mut s.hits);
                         s.hits.sort_unstable();
                         s.hits.dedup();
                         lens.push(s.hits.len() as u32);
-                        ids.extend_from_slice(&s.hits);
+                        ids.extend(s.hits.iter().map(|&h| (h >> 32) as u32));
                     }
                     (lens, ids)
                 },
@@ -769,7 +1092,7 @@ impl BenchmarkIndex {
 
     /// Training document frequency of every gram from precise hits.
     pub fn gram_df(&self, hit_ids: &[u32], df: &mut Vec<u64>) {
-        df.resize(self.grams.len(), 0);
+        df.resize(self.roots.len(), 0);
         for &g in hit_ids {
             df[g as usize] += 1;
         }
@@ -788,12 +1111,13 @@ impl BenchmarkIndex {
         let rows: Vec<usize> = (0..n_rows).collect();
         let n_docs = self.len();
         let is_stop = |g: usize| {
-            df.get(g).copied().unwrap_or(0) > params.max_train_df || self.grams[g].post_len as u64 > params.max_bench_df
+            df.get(g).copied().unwrap_or(0) > params.max_train_df
+                || self.roots[g].post_len as u64 > params.max_bench_df
         };
         // stop-grams of each benchmark doc: left out of its coverage
         let mut doc_stops = vec![0u32; n_docs];
-        for g in (0..self.grams.len()).filter(|&g| is_stop(g)) {
-            for p in self.postings_of(g as u32) {
+        for g in (0..self.roots.len()).filter(|&g| is_stop(g)) {
+            for p in self.postings_of(hit(g as u32, 0)) {
                 doc_stops[p.doc as usize] += 1;
             }
         }
@@ -807,7 +1131,7 @@ impl BenchmarkIndex {
                         let ids = &hit_ids[offsets[r] as usize..offsets[r + 1] as usize];
                         for &g in ids {
                             let stop = is_stop(g as usize);
-                            for p in self.postings_of(g) {
+                            for p in self.postings_of(hit(g, 0)) {
                                 let sh = &mut shared[p.doc as usize];
                                 if *sh == (0, 0) {
                                     touched.push(p.doc);
@@ -824,13 +1148,19 @@ impl BenchmarkIndex {
                             let found = if content > 0 {
                                 // coverage of the prompt's own (non-template) n-grams
                                 let coverage = specific as f64 / content as f64;
-                                (specific > 0 && coverage >= params.min_coverage).then_some((specific, coverage))
+                                (specific > 0 && coverage >= params.min_coverage)
+                                    .then_some((specific, coverage))
                             } else {
                                 // a prompt that is all template: only a whole copy counts
                                 (all == total).then_some((all, 1.0))
                             };
                             if let Some((n, coverage)) = found {
-                                out.push(PreciseMatch { train: row_offset + r as u64, bench: d, shared: n, coverage });
+                                out.push(PreciseMatch {
+                                    train: row_offset + r as u64,
+                                    bench: d,
+                                    shared: n,
+                                    coverage,
+                                });
                             }
                             shared[d as usize] = (0, 0);
                         }
@@ -883,12 +1213,21 @@ impl BenchmarkIndex {
         let (a, b) = (spans[p].0 as usize, spans[p + len - 1].1 as usize);
         if text.is_ascii() {
             // ASCII lower-casing keeps every byte in place
-            return Span { start: a, end: b, tokens: len };
+            return Span {
+                start: a,
+                end: b,
+                tokens: len,
+            };
         }
         let mut relow = String::new();
         let mut sources = Vec::new();
-        self.tables.lower_with_sources(text, &mut relow, &mut sources);
-        Span { start: sources[a].0, end: sources[b - 1].1, tokens: len }
+        self.tables
+            .lower_with_sources(text, &mut relow, &mut sources);
+        Span {
+            start: sources[a].0,
+            end: sources[b - 1].1,
+            tokens: len,
+        }
     }
 
     /// The longest run of consecutive tokens `text` shares with benchmark doc
@@ -897,7 +1236,11 @@ impl BenchmarkIndex {
         let mut low = String::new();
         let mut toks = Tokens::default();
         tokenize(&self.tables, text, &mut low, &mut toks);
-        let view = DocView { low: &low, spans: &toks.spans, hashes: &toks.hashes };
+        let view = DocView {
+            low: &low,
+            spans: &toks.spans,
+            hashes: &toks.hashes,
+        };
         let (p, len) = self.longest_run(&view, doc)?;
         Some(self.span_in_text(text, &toks.spans, p, len))
     }
@@ -935,7 +1278,9 @@ mod tests {
             m
         };
         let (a, b) = (grams(bench), grams(train));
-        a.iter().map(|(g, c)| c * b.get(g).copied().unwrap_or(0)).sum()
+        a.iter()
+            .map(|(g, c)| c * b.get(g).copied().unwrap_or(0))
+            .sum()
     }
 
     #[test]
@@ -953,13 +1298,22 @@ mod tests {
             "nothing shared here at all, not one thing whatsoever",
             "",
         ];
-        let idx = build(&bench, Method::Reference { min_n: 7, max_n: 13 });
+        let idx = build(
+            &bench,
+            Method::Reference {
+                min_n: 7,
+                max_n: 13,
+            },
+        );
         let scan = idx.scan_reference(&train, 0, true).unwrap();
         let m = &scan.matches;
         for (j, t) in train.iter().enumerate() {
             for (i, b) in bench.iter().enumerate() {
                 let want = naive(b, t, 7, 13);
-                let got = m.iter().find(|x| x.train == j as u64 && x.bench == i as u32).map_or(0, |x| x.score);
+                let got = m
+                    .iter()
+                    .find(|x| x.train == j as u64 && x.bench == i as u32)
+                    .map_or(0, |x| x.score);
                 assert_eq!(got, want, "train {j} bench {i}");
             }
         }
@@ -968,7 +1322,10 @@ mod tests {
 
     #[test]
     fn span_points_at_original_text() {
-        let idx = build(&["alpha beta gamma delta epsilon zeta eta theta"], Method::Reference { min_n: 3, max_n: 5 });
+        let idx = build(
+            &["alpha beta gamma delta epsilon zeta eta theta"],
+            Method::Reference { min_n: 3, max_n: 5 },
+        );
         let text = "xx ALPHA Beta GAMMA delta yy";
         let s = idx.longest_span(text, 0).unwrap();
         assert_eq!(&text[s.start..s.end], "ALPHA Beta GAMMA delta");
@@ -978,14 +1335,28 @@ mod tests {
     #[test]
     fn precise_requires_coverage() {
         let idx = build(
-            &["please write a poem about the sea and the sky tonight", "hi there"],
-            Method::Precise { n: 4, min_tokens: 2 },
+            &[
+                "please write a poem about the sea and the sky tonight",
+                "hi there",
+            ],
+            Method::Precise {
+                n: 4,
+                min_tokens: 2,
+            },
         );
-        let texts = ["please write a poem about the sea and the sky tonight my friend", "hi there you", "poem about the sea"];
+        let texts = [
+            "please write a poem about the sea and the sky tonight my friend",
+            "hi there you",
+            "poem about the sea",
+        ];
         let (off, ids) = idx.precise_hits(&texts, 0).unwrap();
         let mut df = Vec::new();
         idx.gram_df(&ids, &mut df);
-        let params = PreciseParams { max_train_df: 10, max_bench_df: 10, min_coverage: 0.5 };
+        let params = PreciseParams {
+            max_train_df: 10,
+            max_bench_df: 10,
+            min_coverage: 0.5,
+        };
         let m = idx.precise_matches(&off, &ids, &df, params, 0);
         let pairs: Vec<(u64, u32)> = m.iter().map(|x| (x.train, x.bench)).collect();
         assert_eq!(pairs, vec![(0, 0), (1, 1)]);

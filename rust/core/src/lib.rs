@@ -19,7 +19,9 @@ pub mod unicode;
 mod unicode_data;
 
 pub use error::{CoreError, Result};
-pub use index::{BenchmarkIndex, Flagged, Match, Method, PreciseMatch, PreciseParams, ReferenceScan, Span};
+pub use index::{
+    BenchmarkIndex, Flagged, Match, Method, PreciseMatch, PreciseParams, ReferenceScan, Span,
+};
 pub use unicode::UnicodeTables;
 
 /// The Unicode version of the tables compiled into this crate.
@@ -29,7 +31,9 @@ pub const BUILTIN_UNICODE_VERSION: &str = unicode_data::UNICODE_VERSION;
 pub fn make_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {
     match threads {
         None => Ok(None),
-        Some(0) => Err(CoreError::InvalidArgument("num_threads must be at least 1".into())),
+        Some(0) => Err(CoreError::InvalidArgument(
+            "num_threads must be at least 1".into(),
+        )),
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(|i| format!("prefcurate-{i}"))

@@ -32,7 +32,8 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
 
 /// Serialise `index` to bytes.
 pub fn to_bytes(index: &BenchmarkIndex) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(index.texts().iter().map(|t| t.len() + 64).sum::<usize>() + 64);
+    let mut buf =
+        Vec::with_capacity(index.texts().iter().map(|t| t.len() + 64).sum::<usize>() + 64);
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(&FORMAT.to_le_bytes());
     put_str(&mut buf, index.unicode_version());
@@ -74,31 +75,43 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
     fn u64(&mut self) -> std::result::Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn str(&mut self) -> std::result::Result<String, String> {
         let n = self.u64()?;
         let n = usize::try_from(n).map_err(|_| "length out of range".to_string())?;
         let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|e| format!("invalid UTF-8 at byte {}: {e}", self.at - n))
+        String::from_utf8(b.to_vec())
+            .map_err(|e| format!("invalid UTF-8 at byte {}: {e}", self.at - n))
     }
 }
 
 /// Parse bytes written by [`to_bytes`]; `path` only names the source in errors.
 pub fn from_bytes(buf: &[u8], path: &Path, tables: Arc<UnicodeTables>) -> Result<BenchmarkIndex> {
-    let bad = |reason: String| CoreError::IndexFormat { path: path.to_path_buf(), reason };
+    let bad = |reason: String| CoreError::IndexFormat {
+        path: path.to_path_buf(),
+        reason,
+    };
     if buf.len() < MAGIC.len() + 4 + 8 || &buf[..8] != MAGIC {
-        return Err(bad("missing header (was it written by BenchmarkIndex.save?)".into()));
+        return Err(bad(
+            "missing header (was it written by BenchmarkIndex.save?)".into(),
+        ));
     }
     let body = &buf[..buf.len() - 8];
     let sum = u64::from_le_bytes(buf[buf.len() - 8..].try_into().expect("8 bytes"));
     if hash_bytes(body) != sum {
-        return Err(bad("checksum mismatch: the file is corrupt or truncated".into()));
+        return Err(bad(
+            "checksum mismatch: the file is corrupt or truncated".into()
+        ));
     }
     let mut r = Reader { buf: body, at: 8 };
     let format = u32::from_le_bytes(r.take(4).map_err(bad)?.try_into().expect("4 bytes"));
     if format != FORMAT {
-        return Err(bad(format!("format version {format}, this build reads {FORMAT}")));
+        return Err(bad(format!(
+            "format version {format}, this build reads {FORMAT}"
+        )));
     }
     let _saved_unicode = r.str().map_err(bad)?;
     let tag = r.take(1).map_err(bad)?[0];
@@ -106,13 +119,20 @@ pub fn from_bytes(buf: &[u8], path: &Path, tables: Arc<UnicodeTables>) -> Result
     let b = r.u64().map_err(bad)? as usize;
     let method = match tag {
         0 => Method::Reference { min_n: a, max_n: b },
-        1 => Method::Precise { n: a, min_tokens: b },
+        1 => Method::Precise {
+            n: a,
+            min_tokens: b,
+        },
         t => return Err(bad(format!("unknown method tag {t}"))),
     };
     let n = r.u64().map_err(bad)?;
     let n = usize::try_from(n).map_err(|_| bad("document count out of range".into()))?;
     let cap = n.min(body.len() / 24);
-    let (mut texts, mut ids, mut subsets) = (Vec::with_capacity(cap), Vec::with_capacity(cap), Vec::with_capacity(cap));
+    let (mut texts, mut ids, mut subsets) = (
+        Vec::with_capacity(cap),
+        Vec::with_capacity(cap),
+        Vec::with_capacity(cap),
+    );
     for _ in 0..n {
         texts.push(r.str().map_err(bad)?);
         ids.push(r.str().map_err(bad)?);
@@ -126,7 +146,10 @@ pub fn from_bytes(buf: &[u8], path: &Path, tables: Arc<UnicodeTables>) -> Result
 
 /// Write `index` to `path` (atomically: a temporary file, then a rename).
 pub fn save(index: &BenchmarkIndex, path: &Path) -> Result<()> {
-    let io = |source| CoreError::Io { path: path.to_path_buf(), source };
+    let io = |source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("tmp-prefcurate");
     {
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -138,9 +161,15 @@ pub fn save(index: &BenchmarkIndex, path: &Path) -> Result<()> {
 
 /// Read an index written by [`save`], tokenising with `tables`.
 pub fn load(path: &Path, tables: Arc<UnicodeTables>) -> Result<BenchmarkIndex> {
-    let io = |source| CoreError::Io { path: path.to_path_buf(), source };
+    let io = |source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut buf = Vec::new();
-    std::fs::File::open(path).map_err(io)?.read_to_end(&mut buf).map_err(io)?;
+    std::fs::File::open(path)
+        .map_err(io)?
+        .read_to_end(&mut buf)
+        .map_err(io)?;
     from_bytes(&buf, path, tables)
 }
 
@@ -168,7 +197,10 @@ mod tests {
         assert_eq!(back.n_grams(), idx.n_grams());
         let mut broken = bytes.clone();
         broken[20] ^= 1;
-        assert!(matches!(from_bytes(&broken, Path::new("f"), t.clone()), Err(CoreError::IndexFormat { .. })));
+        assert!(matches!(
+            from_bytes(&broken, Path::new("f"), t.clone()),
+            Err(CoreError::IndexFormat { .. })
+        ));
         assert!(from_bytes(&bytes[..bytes.len() - 3], Path::new("f"), t.clone()).is_err());
         assert!(from_bytes(b"garbage", Path::new("f"), t).is_err());
     }

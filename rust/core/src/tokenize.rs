@@ -107,7 +107,12 @@ pub fn tokenize_lowered(tables: &UnicodeTables, lowered: &str, out: &mut Tokens)
 }
 
 /// [`tokenize_lowered`] with reusable scratch masks.
-pub fn tokenize_lowered_with(tables: &UnicodeTables, lowered: &str, out: &mut Tokens, masks: &mut Masks) {
+pub fn tokenize_lowered_with(
+    tables: &UnicodeTables,
+    lowered: &str,
+    out: &mut Tokens,
+    masks: &mut Masks,
+) {
     debug_assert!(lowered.len() <= MAX_TEXT_BYTES);
     let has_high = masks_for(tables, lowered, &mut masks.word);
     let mut padded = Vec::with_capacity(lowered.len() + 8);
@@ -118,46 +123,82 @@ pub fn tokenize_lowered_with(tables: &UnicodeTables, lowered: &str, out: &mut To
 
 /// Emit the tokens of `bytes[..n]` from its word-byte masks: maximal runs of
 /// word bytes that hold at least two chars (`count_chars`: the run may hold
-/// multi-byte chars, so count them).  `bytes` must hold 8 bytes of padding
-/// past `n`.
+/// multi-byte chars, so count them; else bytes are chars).  `bytes` must hold
+/// 8 bytes of padding past `n`.
 #[inline]
 fn runs(bytes: &[u8], n: usize, words: &[u64], count_chars: bool, out: &mut Tokens) {
-    assert!(bytes.len() >= n + 8, "token buffer needs 8 bytes of padding");
-    out.spans.reserve(n / 2 + 1);
-    out.hashes.reserve(n / 2 + 1);
-    let emit = |start: usize, end: usize, out: &mut Tokens| {
-        let long_enough = if count_chars {
-            end - start >= 2 && bytes[start..end].iter().filter(|&&b| (b as i8) >= -0x40).count() >= 2
+    if count_chars {
+        runs_impl::<true>(bytes, n, words, out)
+    } else {
+        runs_impl::<false>(bytes, n, words, out)
+    }
+}
+
+fn runs_impl<const COUNT_CHARS: bool>(bytes: &[u8], n: usize, words: &[u64], out: &mut Tokens) {
+    assert!(
+        bytes.len() >= n + 8,
+        "token buffer needs 8 bytes of padding"
+    );
+    // at most one token per two bytes (a token is two chars, then a separator)
+    let cap = n / 2 + 1;
+    out.spans.reserve(cap);
+    out.hashes.reserve(cap);
+    let base_len = out.spans.len();
+    let spans = &mut out.spans.spare_capacity_mut()[..cap];
+    let hashes = &mut out.hashes.spare_capacity_mut()[..cap];
+    let mut k = 0usize;
+    // every run is written at slot k; k advances only if the run is a token
+    let mut emit = |start: usize, end: usize| {
+        let keep = if COUNT_CHARS {
+            bytes[start..end]
+                .iter()
+                .filter(|&&b| (b as i8) >= -0x40)
+                .count()
+                >= 2
         } else {
             end - start >= 2
         };
-        if long_enough {
-            out.spans.push((start as u32, end as u32));
-            // SAFETY: end <= n and bytes.len() >= n + 8 (asserted above)
-            out.hashes.push(unsafe { hash_padded(bytes, start, end) });
-        }
+        spans[k].write((start as u32, end as u32));
+        // SAFETY: end <= n and bytes.len() >= n + 8 (asserted above)
+        hashes[k].write(unsafe { hash_padded(bytes, start, end) });
+        k += keep as usize;
     };
     let mut open = usize::MAX;
     let mut carry = 0u64;
     for (bi, &w) in words.iter().enumerate() {
         let prev = (w << 1) | carry;
         carry = w >> 63;
-        // run starts, and run ends (the first non-word byte after a run)
-        let mut events = (w & !prev) | (!w & prev);
+        let mut starts = w & !prev;
+        // the first non-word byte after each run
+        let mut ends = !w & prev;
         let base = bi * 64;
-        while events != 0 {
-            let at = base + events.trailing_zeros() as usize;
-            if open == usize::MAX {
-                open = at;
-            } else {
-                emit(open, at, out);
-                open = usize::MAX;
+        if open != usize::MAX {
+            if ends == 0 {
+                continue; // the run goes on through this block
             }
-            events &= events - 1;
+            emit(open, base + ends.trailing_zeros() as usize);
+            ends &= ends - 1;
+            open = usize::MAX;
+        }
+        // starts and ends now alternate, a start first
+        while starts != 0 {
+            let s = base + starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            if ends == 0 {
+                open = s;
+                break;
+            }
+            emit(s, base + ends.trailing_zeros() as usize);
+            ends &= ends - 1;
         }
     }
     if open != usize::MAX {
-        emit(open, n, out);
+        emit(open, n);
+    }
+    // SAFETY: slots base_len..base_len + k were written above (k <= cap)
+    unsafe {
+        out.spans.set_len(base_len + k);
+        out.hashes.set_len(base_len + k);
     }
 }
 
@@ -265,7 +306,13 @@ pub fn tokenize(tables: &UnicodeTables, text: &str, lowered: &mut String, out: &
 ///
 /// `lowered` ends with 8 NUL bytes of padding past the lower-cased text
 /// (NUL is not a word character, so no token reaches into it).
-pub fn tokenize_with(tables: &UnicodeTables, text: &str, lowered: &mut String, out: &mut Tokens, masks: &mut Masks) {
+pub fn tokenize_with(
+    tables: &UnicodeTables,
+    text: &str,
+    lowered: &mut String,
+    out: &mut Tokens,
+    masks: &mut Masks,
+) {
     out.clear();
     let mut buf = std::mem::take(lowered).into_bytes();
     if ascii_lower_and_mask(text.as_bytes(), &mut buf, &mut masks.word) {
@@ -289,7 +336,10 @@ pub fn tokens_as_strings(tables: &UnicodeTables, text: &str) -> Vec<String> {
     let mut lowered = String::new();
     let mut toks = Tokens::default();
     tokenize(tables, text, &mut lowered, &mut toks);
-    toks.spans.iter().map(|&(a, b)| lowered[a as usize..b as usize].to_string()).collect()
+    toks.spans
+        .iter()
+        .map(|&(a, b)| lowered[a as usize..b as usize].to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -302,13 +352,19 @@ mod tests {
 
     #[test]
     fn like_sklearn() {
-        assert_eq!(toks("Hello, World! a b cd_e 12 x"), vec!["hello", "world", "cd_e", "12"]);
+        assert_eq!(
+            toks("Hello, World! a b cd_e 12 x"),
+            vec!["hello", "world", "cd_e", "12"]
+        );
         assert_eq!(toks(""), Vec::<String>::new());
         assert_eq!(toks("  \n\t "), Vec::<String>::new());
         // combining marks split words in Python's \w
         assert_eq!(toks("cafe\u{0301}s"), vec!["cafe"]);
         // U+0130 lower-cases to i + U+0307, which is not \w
         assert_eq!(toks("\u{0130}stanbul"), vec!["stanbul"]);
-        assert_eq!(toks("\u{00C9}t\u{00C9} \u{4E2D}\u{6587}"), vec!["\u{00E9}t\u{00E9}", "\u{4E2D}\u{6587}"]);
+        assert_eq!(
+            toks("\u{00C9}t\u{00C9} \u{4E2D}\u{6587}"),
+            vec!["\u{00E9}t\u{00E9}", "\u{4E2D}\u{6587}"]
+        );
     }
 }

@@ -52,18 +52,17 @@ fn bits_from_ranges(ranges: &[(u32, u32)]) -> Vec<u64> {
 }
 
 fn in_ranges(ranges: &[(u32, u32)], cp: u32) -> bool {
-    match ranges.binary_search_by(|&(a, b)| {
-        if b < cp {
-            std::cmp::Ordering::Less
-        } else if a > cp {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    }) {
-        Ok(_) => true,
-        Err(_) => false,
-    }
+    ranges
+        .binary_search_by(|&(a, b)| {
+            if b < cp {
+                std::cmp::Ordering::Less
+            } else if a > cp {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
 }
 
 fn check_ranges(name: &str, ranges: &[(u32, u32)]) -> Result<()> {
@@ -91,8 +90,10 @@ impl UnicodeTables {
         check_ranges("word", word)?;
         check_ranges("case_ignorable", case_ignorable)?;
         check_ranges("cased", cased)?;
-        let mut lower: Vec<(u32, Box<str>)> =
-            lower.into_iter().map(|(c, s)| (c, s.into_boxed_str())).collect();
+        let mut lower: Vec<(u32, Box<str>)> = lower
+            .into_iter()
+            .map(|(c, s)| (c, s.into_boxed_str()))
+            .collect();
         lower.sort_by_key(|&(c, _)| c);
         lower.dedup_by_key(|(c, _)| *c);
         let mut lower_bits = vec![0u64; N_CODEPOINTS / 64];
@@ -119,7 +120,10 @@ impl UnicodeTables {
         static BUILTIN: OnceLock<Arc<UnicodeTables>> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                let lower = unicode_data::LOWER.iter().map(|&(c, s)| (c, s.to_string())).collect();
+                let lower = unicode_data::LOWER
+                    .iter()
+                    .map(|&(c, s)| (c, s.to_string()))
+                    .collect();
                 Arc::new(
                     UnicodeTables::from_parts(
                         unicode_data::UNICODE_VERSION,
@@ -181,11 +185,16 @@ impl UnicodeTables {
     /// U+03C2 when a cased letter precedes it and none follows (case-ignorable
     /// characters skipped both ways).
     fn is_final_sigma(&self, text: &str, at: usize) -> bool {
-        let before = text[..at].chars().rev().find(|&c| !self.is_case_ignorable(c));
+        let before = text[..at]
+            .chars()
+            .rev()
+            .find(|&c| !self.is_case_ignorable(c));
         if !before.is_some_and(|c| self.is_cased(c)) {
             return false;
         }
-        let after = text[at + SIGMA.len_utf8()..].chars().find(|&c| !self.is_case_ignorable(c));
+        let after = text[at + SIGMA.len_utf8()..]
+            .chars()
+            .find(|&c| !self.is_case_ignorable(c));
         !after.is_some_and(|c| self.is_cased(c))
     }
 
@@ -202,7 +211,12 @@ impl UnicodeTables {
 
     /// Like [`lower_into`](Self::lower_into), also recording for every byte
     /// appended the byte range of the source char it came from.
-    pub fn lower_with_sources(&self, text: &str, out: &mut String, sources: &mut Vec<(usize, usize)>) {
+    pub fn lower_with_sources(
+        &self,
+        text: &str,
+        out: &mut String,
+        sources: &mut Vec<(usize, usize)>,
+    ) {
         self.lower_impl(text, out, |n_bytes, src| {
             for _ in 0..n_bytes {
                 sources.push(src);
@@ -211,7 +225,12 @@ impl UnicodeTables {
     }
 
     #[inline]
-    fn lower_impl(&self, text: &str, out: &mut String, mut record: impl FnMut(usize, (usize, usize))) {
+    fn lower_impl(
+        &self,
+        text: &str,
+        out: &mut String,
+        mut record: impl FnMut(usize, (usize, usize)),
+    ) {
         let bytes = text.as_bytes();
         out.reserve(bytes.len());
         let mut i = 0;
@@ -236,7 +255,11 @@ impl UnicodeTables {
             let c = text[i..].chars().next().expect("non-empty");
             let w = c.len_utf8();
             if c == SIGMA {
-                out.push(if self.is_final_sigma(text, i) { '\u{03C2}' } else { '\u{03C3}' });
+                out.push(if self.is_final_sigma(text, i) {
+                    '\u{03C2}'
+                } else {
+                    '\u{03C3}'
+                });
                 record(2, (i, i + w));
             } else if let Some(l) = self.lower_of(c) {
                 out.push_str(l);
@@ -278,7 +301,10 @@ mod tests {
         // 'ΑΣ'.lower() == 'ας', 'Σ'.lower() == 'σ', 'ΑΣΑ'.lower() == 'ασα'
         assert_eq!(lower("\u{0391}\u{03A3}"), "\u{03B1}\u{03C2}");
         assert_eq!(lower("\u{03A3}"), "\u{03C3}");
-        assert_eq!(lower("\u{0391}\u{03A3}\u{0391}"), "\u{03B1}\u{03C3}\u{03B1}");
+        assert_eq!(
+            lower("\u{0391}\u{03A3}\u{0391}"),
+            "\u{03B1}\u{03C3}\u{03B1}"
+        );
         // case-ignorable apostrophe is skipped: "AΣ'" -> final
         assert_eq!(lower("A\u{03A3}'"), "a\u{03C2}'");
         assert_eq!(lower("A\u{03A3}'b"), "a\u{03C3}'b");

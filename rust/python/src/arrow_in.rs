@@ -24,7 +24,9 @@ fn capsule_ptr<T>(capsule: &Bound<'_, PyCapsule>, name: &std::ffi::CStr) -> PyRe
 /// Import the chunks of an Arrow-compatible Python object.
 pub fn import_arrays(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<ArrayRef>> {
     if obj.hasattr("__arrow_c_stream__")? {
-        let capsule = obj.call_method0("__arrow_c_stream__")?.cast_into::<PyCapsule>()?;
+        let capsule = obj
+            .call_method0("__arrow_c_stream__")?
+            .cast_into::<PyCapsule>()?;
         let ptr = capsule_ptr::<FFI_ArrowArrayStream>(&capsule, c"arrow_array_stream")?;
         // SAFETY: the capsule holds a valid stream; from_raw moves it out and
         // leaves a released stream behind, so the capsule's destructor is a no-op.
@@ -64,18 +66,34 @@ pub struct Texts {
     py: Vec<PyBackedStr>,
 }
 
-fn check_offsets<O: Copy + Into<i64>>(offsets: &[O], values: &[u8], what: &str, base: usize) -> PyResult<()> {
-    let (first, last) = (offsets[0].into() as usize, offsets[offsets.len() - 1].into() as usize);
+fn check_offsets<O: Copy + Into<i64>>(
+    offsets: &[O],
+    values: &[u8],
+    what: &str,
+    base: usize,
+) -> PyResult<()> {
+    let (first, last) = (
+        offsets[0].into() as usize,
+        offsets[offsets.len() - 1].into() as usize,
+    );
     if let Err(e) = std::str::from_utf8(&values[first..last]) {
         let bad = first + e.valid_up_to();
-        let row = offsets.partition_point(|&o| (o.into() as usize) <= bad).saturating_sub(1);
-        return Err(input_error(format!("{what}: row {} is not valid UTF-8", base + row)));
+        let row = offsets
+            .partition_point(|&o| (o.into() as usize) <= bad)
+            .saturating_sub(1);
+        return Err(input_error(format!(
+            "{what}: row {} is not valid UTF-8",
+            base + row
+        )));
     }
     // each value must start on a char boundary for its slice to be valid UTF-8
     for (k, &o) in offsets.iter().enumerate() {
         let o = o.into() as usize;
         if o < values.len() && o < last && (values[o] as i8) < -0x40 {
-            return Err(input_error(format!("{what}: row {} is not valid UTF-8", base + k)));
+            return Err(input_error(format!(
+                "{what}: row {} is not valid UTF-8",
+                base + k
+            )));
         }
     }
     Ok(())
@@ -88,15 +106,24 @@ impl Texts {
             for (i, item) in list.iter().enumerate() {
                 let s = item.cast_into::<PyString>().map_err(|e| {
                     let t = e.into_inner();
-                    let kind = if t.is_none() { "None".to_string() } else { t.get_type().name().map_or("?".into(), |n| n.to_string()) };
+                    let kind = if t.is_none() {
+                        "None".to_string()
+                    } else {
+                        t.get_type().name().map_or("?".into(), |n| n.to_string())
+                    };
                     input_error(format!("{what}: row {i} is {kind}, not a str"))
                 })?;
-                py.push(
-                    PyBackedStr::try_from(s)
-                        .map_err(|_| input_error(format!("{what}: row {i} is not valid UTF-8 (a lone surrogate)")))?,
-                );
+                py.push(PyBackedStr::try_from(s).map_err(|_| {
+                    input_error(format!(
+                        "{what}: row {i} is not valid UTF-8 (a lone surrogate)"
+                    ))
+                })?);
             }
-            return Ok(Texts { chunks: Vec::new(), views: Vec::new(), py });
+            return Ok(Texts {
+                chunks: Vec::new(),
+                views: Vec::new(),
+                py,
+            });
         }
         let chunks = import_arrays(obj, what)?;
         let mut views = Vec::new();
@@ -111,7 +138,11 @@ impl Texts {
                 }
             }
         }
-        Ok(Texts { chunks, views, py: Vec::new() })
+        Ok(Texts {
+            chunks,
+            views,
+            py: Vec::new(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -139,15 +170,19 @@ impl Texts {
                     out.extend((0..a.len()).map(|i| a.value(i)));
                 }
                 DataType::LargeUtf8 => {
-                    let a = c.as_any().downcast_ref::<LargeStringArray>().expect("large_utf8");
+                    let a = c
+                        .as_any()
+                        .downcast_ref::<LargeStringArray>()
+                        .expect("large_utf8");
                     check_offsets(a.value_offsets(), a.value_data(), what, base)?;
                     out.extend((0..a.len()).map(|i| a.value(i)));
                 }
                 _ => {
                     let a = views.next().expect("one view array per string_view chunk");
                     for i in 0..a.len() {
-                        let s = std::str::from_utf8(a.value(i))
-                            .map_err(|_| input_error(format!("{what}: row {} is not valid UTF-8", base + i)))?;
+                        let s = std::str::from_utf8(a.value(i)).map_err(|_| {
+                            input_error(format!("{what}: row {} is not valid UTF-8", base + i))
+                        })?;
                         out.push(s);
                     }
                 }

@@ -29,7 +29,9 @@ pub fn input_error(msg: String) -> PyErr {
 /// Convert a core error into the matching Python exception.
 pub fn to_py(e: CoreError) -> PyErr {
     match e {
-        CoreError::InvalidArgument(_) | CoreError::TextTooLarge { .. } => input_error(e.to_string()),
+        CoreError::InvalidArgument(_) | CoreError::TextTooLarge { .. } => {
+            input_error(e.to_string())
+        }
         CoreError::IndexFormat { .. } => raise("IndexFileError", e.to_string()),
         CoreError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(e.to_string())

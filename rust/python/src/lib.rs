@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1};
-use prefcurate_core::{persist, BenchmarkIndex, Method, PreciseParams, ReferenceScan, UnicodeTables};
+use prefcurate_core::{
+    persist, BenchmarkIndex, Method, PreciseParams, ReferenceScan, UnicodeTables,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -26,9 +28,11 @@ static FORKED: AtomicBool = AtomicBool::new(false);
 /// fresh pools there.
 fn pool_for(num_threads: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
     let n = match num_threads {
-        None if FORKED.load(Ordering::Relaxed) => {
-            Some(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-        }
+        None if FORKED.load(Ordering::Relaxed) => Some(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        ),
         n => n,
     };
     prefcurate_core::make_pool(n).map_err(to_py)
@@ -69,18 +73,33 @@ impl PyBenchmarkIndex {
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
         let method = match method {
-            "reference" => Method::Reference { min_n: ngram_range.0, max_n: ngram_range.1 },
+            "reference" => Method::Reference {
+                min_n: ngram_range.0,
+                max_n: ngram_range.1,
+            },
             "precise" => Method::Precise { n, min_tokens },
-            other => return Err(input_error(format!("unknown method {other:?}: use 'reference' or 'precise'"))),
+            other => {
+                return Err(input_error(format!(
+                    "unknown method {other:?}: use 'reference' or 'precise'"
+                )))
+            }
         };
         let cols = Texts::import(texts, "benchmark text")?;
-        let owned: Vec<String> = cols.strs("benchmark text")?.into_iter().map(str::to_owned).collect();
+        let owned: Vec<String> = cols
+            .strs("benchmark text")?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let pool = pool_for(num_threads)?;
         let tables = UnicodeTables::current();
         let built = py.detach(|| {
-            prefcurate_core::run_in(pool.as_ref(), || BenchmarkIndex::build(tables, method, owned, ids, subsets))
+            prefcurate_core::run_in(pool.as_ref(), || {
+                BenchmarkIndex::build(tables, method, owned, ids, subsets)
+            })
         });
-        Ok(PyBenchmarkIndex { inner: Arc::new(built.map_err(to_py)?) })
+        Ok(PyBenchmarkIndex {
+            inner: Arc::new(built.map_err(to_py)?),
+        })
     }
 
     /// Read an index written by `save` (re-tokenised under the tables in force).
@@ -88,7 +107,9 @@ impl PyBenchmarkIndex {
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let tables = UnicodeTables::current();
         let idx = py.detach(|| persist::load(&path, tables)).map_err(to_py)?;
-        Ok(PyBenchmarkIndex { inner: Arc::new(idx) })
+        Ok(PyBenchmarkIndex {
+            inner: Arc::new(idx),
+        })
     }
 
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
@@ -107,7 +128,9 @@ impl PyBenchmarkIndex {
         let idx = py
             .detach(|| persist::from_bytes(&buf, std::path::Path::new("<bytes>"), tables))
             .map_err(to_py)?;
-        Ok(PyBenchmarkIndex { inner: Arc::new(idx) })
+        Ok(PyBenchmarkIndex {
+            inner: Arc::new(idx),
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -171,12 +194,18 @@ impl PyBenchmarkIndex {
 
     /// Tokens per benchmark text.
     fn doc_tokens<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
-        (0..self.inner.len()).map(|d| self.inner.doc_tokens(d) as u64).collect::<Vec<_>>().into_pyarray(py)
+        (0..self.inner.len())
+            .map(|d| self.inner.doc_tokens(d) as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
     }
 
     /// Distinct indexed n-grams per benchmark text.
     fn doc_gram_counts<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
-        (0..self.inner.len()).map(|d| self.inner.doc_gram_count(d) as u64).collect::<Vec<_>>().into_pyarray(py)
+        (0..self.inner.len())
+            .map(|d| self.inner.doc_gram_count(d) as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
     }
 
     /// Reference scan.  Returns a dict of numpy arrays: `train`, `bench`,
@@ -202,7 +231,11 @@ impl PyBenchmarkIndex {
             let part = &strs[start..(start + SCAN_CHUNK).min(total)];
             let inner = &self.inner;
             let found = py
-                .detach(|| prefcurate_core::run_in(pool.as_ref(), || inner.scan_reference(part, start as u64, spans)))
+                .detach(|| {
+                    prefcurate_core::run_in(pool.as_ref(), || {
+                        inner.scan_reference(part, start as u64, spans)
+                    })
+                })
                 .map_err(to_py)?;
             all.matches.extend(found.matches);
             all.flagged.extend(found.flagged);
@@ -211,20 +244,71 @@ impl PyBenchmarkIndex {
         }
         let out = PyDict::new(py);
         let m = &all.matches;
-        out.set_item("train", m.iter().map(|x| x.train).collect::<Vec<_>>().into_pyarray(py))?;
-        out.set_item("bench", m.iter().map(|x| x.bench).collect::<Vec<_>>().into_pyarray(py))?;
-        out.set_item("score", m.iter().map(|x| x.score).collect::<Vec<_>>().into_pyarray(py))?;
+        out.set_item(
+            "train",
+            m.iter()
+                .map(|x| x.train)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        out.set_item(
+            "bench",
+            m.iter()
+                .map(|x| x.bench)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        out.set_item(
+            "score",
+            m.iter()
+                .map(|x| x.score)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
         let f = &all.flagged;
-        out.set_item("flagged_train", f.iter().map(|x| x.train).collect::<Vec<_>>().into_pyarray(py))?;
-        out.set_item("flagged_bench", f.iter().map(|x| x.bench).collect::<Vec<_>>().into_pyarray(py))?;
-        out.set_item("flagged_score", f.iter().map(|x| x.score).collect::<Vec<_>>().into_pyarray(py))?;
-        out.set_item("flagged_matches", f.iter().map(|x| x.n_matches).collect::<Vec<_>>().into_pyarray(py))?;
+        out.set_item(
+            "flagged_train",
+            f.iter()
+                .map(|x| x.train)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        out.set_item(
+            "flagged_bench",
+            f.iter()
+                .map(|x| x.bench)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        out.set_item(
+            "flagged_score",
+            f.iter()
+                .map(|x| x.score)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        out.set_item(
+            "flagged_matches",
+            f.iter()
+                .map(|x| x.n_matches)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
         out.set_item(
             "span_tokens",
-            f.iter().map(|x| x.span.as_ref().map_or(0, |s| s.tokens as u64)).collect::<Vec<_>>().into_pyarray(py),
+            f.iter()
+                .map(|x| x.span.as_ref().map_or(0, |s| s.tokens as u64))
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
         )?;
-        let texts: Vec<Option<&str>> =
-            f.iter().map(|x| x.span.as_ref().map(|s| &strs[x.train as usize][s.start..s.end])).collect();
+        let texts: Vec<Option<&str>> = f
+            .iter()
+            .map(|x| {
+                x.span
+                    .as_ref()
+                    .map(|s| &strs[x.train as usize][s.start..s.end])
+            })
+            .collect();
         out.set_item("span_text", texts)?;
         Ok(out)
     }
@@ -251,7 +335,9 @@ impl PyBenchmarkIndex {
         Bound<'py, PyArray1<f64>>,
     )> {
         if !(0.0..=1.0).contains(&min_coverage) {
-            return Err(input_error(format!("min_coverage must be in [0, 1], got {min_coverage}")));
+            return Err(input_error(format!(
+                "min_coverage must be in [0, 1], got {min_coverage}"
+            )));
         }
         let cols = Texts::import(texts, "training text")?;
         let strs = cols.strs("training text")?;
@@ -264,7 +350,11 @@ impl PyBenchmarkIndex {
         for start in (0..total).step_by(SCAN_CHUNK) {
             let part = &strs[start..(start + SCAN_CHUNK).min(total)];
             let (off, hit) = py
-                .detach(|| prefcurate_core::run_in(pool.as_ref(), || inner.precise_hits(part, start as u64)))
+                .detach(|| {
+                    prefcurate_core::run_in(pool.as_ref(), || {
+                        inner.precise_hits(part, start as u64)
+                    })
+                })
                 .map_err(to_py)?;
             let base = *offsets.last().expect("non-empty");
             offsets.extend(off[1..].iter().map(|o| o + base));
@@ -274,16 +364,27 @@ impl PyBenchmarkIndex {
         }
         let mut df = Vec::new();
         inner.gram_df(&ids, &mut df);
-        let params = PreciseParams { max_train_df, max_bench_df, min_coverage };
+        let params = PreciseParams {
+            max_train_df,
+            max_bench_df,
+            min_coverage,
+        };
         let found = py.detach(|| {
-            prefcurate_core::run_in(pool.as_ref(), || inner.precise_matches(&offsets, &ids, &df, params, 0))
+            prefcurate_core::run_in(pool.as_ref(), || {
+                inner.precise_matches(&offsets, &ids, &df, params, 0)
+            })
         });
         report(&progress, py, 2 * total, 2 * total)?;
         let train = found.iter().map(|m| m.train).collect::<Vec<_>>();
         let bench = found.iter().map(|m| m.bench).collect::<Vec<_>>();
         let shared = found.iter().map(|m| m.shared as i64).collect::<Vec<_>>();
         let coverage = found.iter().map(|m| m.coverage).collect::<Vec<_>>();
-        Ok((train.into_pyarray(py), bench.into_pyarray(py), shared.into_pyarray(py), coverage.into_pyarray(py)))
+        Ok((
+            train.into_pyarray(py),
+            bench.into_pyarray(py),
+            shared.into_pyarray(py),
+            coverage.into_pyarray(py),
+        ))
     }
 
     /// For each (row, benchmark text) pair: the longest run of tokens row
@@ -299,13 +400,17 @@ impl PyBenchmarkIndex {
         num_threads: Option<usize>,
     ) -> PyResult<Vec<(Option<String>, usize)>> {
         if rows.len() != docs.len() {
-            return Err(input_error("rows and docs must have the same length".into()));
+            return Err(input_error(
+                "rows and docs must have the same length".into(),
+            ));
         }
         let cols = Texts::import(texts, "training text")?;
         let strs = cols.strs("training text")?;
         for (&r, &d) in rows.iter().zip(&docs) {
             if r as usize >= strs.len() || d as usize >= self.inner.len() {
-                return Err(input_error(format!("row {r} / benchmark text {d} out of range")));
+                return Err(input_error(format!(
+                    "row {r} / benchmark text {d} out of range"
+                )));
             }
         }
         let pool = pool_for(num_threads)?;
@@ -375,7 +480,8 @@ fn install_unicode_tables(
     case_ignorable: Vec<(u32, u32)>,
     cased: Vec<(u32, u32)>,
 ) -> PyResult<()> {
-    let t = UnicodeTables::from_parts(version, &word, lower, &case_ignorable, &cased).map_err(to_py)?;
+    let t =
+        UnicodeTables::from_parts(version, &word, lower, &case_ignorable, &cased).map_err(to_py)?;
     prefcurate_core::unicode::install(Arc::new(t));
     Ok(())
 }
@@ -388,8 +494,14 @@ fn _after_fork_in_child() {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("BUILTIN_UNICODE_VERSION", prefcurate_core::BUILTIN_UNICODE_VERSION)?;
-    m.add("MAX_TEXT_BYTES", prefcurate_core::tokenize::MAX_TEXT_BYTES / 3 * 2)?;
+    m.add(
+        "BUILTIN_UNICODE_VERSION",
+        prefcurate_core::BUILTIN_UNICODE_VERSION,
+    )?;
+    m.add(
+        "MAX_TEXT_BYTES",
+        prefcurate_core::tokenize::MAX_TEXT_BYTES / 3 * 2,
+    )?;
     m.add_class::<PyBenchmarkIndex>()?;
     m.add_function(wrap_pyfunction!(tokenize, m)?)?;
     m.add_function(wrap_pyfunction!(lower, m)?)?;

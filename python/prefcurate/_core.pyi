@@ -1,0 +1,101 @@
+"""Type stubs of the compiled module prefcurate._core (checked with mypy.stubtest)."""
+
+from collections.abc import Callable
+from typing import Any, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BUILTIN_UNICODE_VERSION",
+    "MAX_TEXT_BYTES",
+    "BenchmarkIndex",
+    "__version__",
+    "_after_fork_in_child",
+    "install_unicode_tables",
+    "lower",
+    "tokenize",
+    "unicode_version",
+]
+
+__version__: str
+BUILTIN_UNICODE_VERSION: str
+MAX_TEXT_BYTES: int
+
+@final
+class BenchmarkIndex:
+    @staticmethod
+    def build(
+        texts: Any,
+        ids: list[str],
+        subsets: list[str],
+        *,
+        method: str,
+        ngram_range: tuple[int, int] = ...,
+        n: int = 13,
+        min_tokens: int = 5,
+        num_threads: int | None = None,
+    ) -> BenchmarkIndex: ...
+    @staticmethod
+    def load(path: str) -> BenchmarkIndex: ...
+    def save(self, path: str) -> None: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> BenchmarkIndex: ...
+    def __len__(self) -> int: ...
+    @property
+    def ids(self) -> list[str]: ...
+    @property
+    def subsets(self) -> list[str]: ...
+    @property
+    def texts(self) -> list[str]: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def ngram_range(self) -> tuple[int, int]: ...
+    @property
+    def min_tokens(self) -> int | None: ...
+    @property
+    def unicode_version(self) -> str: ...
+    @property
+    def n_grams(self) -> int: ...
+    @property
+    def heap_bytes(self) -> int: ...
+    def doc_tokens(self) -> npt.NDArray[np.uint64]: ...
+    def doc_gram_counts(self) -> npt.NDArray[np.uint64]: ...
+    def scan(
+        self,
+        texts: Any,
+        *,
+        spans: bool = True,
+        num_threads: int | None = None,
+        progress: Callable[[int, int], Any] | None = None,
+    ) -> dict[str, Any]: ...
+    def scan_precise(
+        self,
+        texts: Any,
+        *,
+        max_train_df: int,
+        max_bench_df: int,
+        min_coverage: float,
+        num_threads: int | None = None,
+        progress: Callable[[int, int], Any] | None = None,
+    ) -> tuple[
+        npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]
+    ]: ...
+    def longest_spans(
+        self, texts: Any, rows: list[int], docs: list[int], *, num_threads: int | None = None
+    ) -> list[tuple[str | None, int]]: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
+
+def tokenize(text: str) -> list[str]: ...
+def lower(text: str) -> str: ...
+def unicode_version() -> str: ...
+def install_unicode_tables(
+    version: str,
+    word: list[tuple[int, int]],
+    lower: list[tuple[int, str]],
+    case_ignorable: list[tuple[int, int]],
+    cased: list[tuple[int, int]],
+) -> None: ...
+def _after_fork_in_child() -> None: ...
