@@ -15,19 +15,27 @@ from .decontaminate import DecontaminationResult, decontaminate
 from .errors import IndexFileError, InvalidInputError, PrefcurateError
 from .index import BenchmarkIndex
 from .io import read_table, write_table
+from .schema import StageResult, validate_pairs
+from .select import SKYWORK_MAGPIE, select_top, select_top_indices, select_top_result
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "SKYWORK_MAGPIE",
     "BenchmarkIndex",
     "DecontaminationResult",
     "IndexFileError",
     "InvalidInputError",
     "PrefcurateError",
+    "StageResult",
     "__version__",
     "decontaminate",
     "read_table",
+    "select_top",
+    "select_top_indices",
+    "select_top_result",
     "tokenize",
+    "validate_pairs",
     "write_table",
 ]
 

@@ -12,8 +12,10 @@ __all__ = [
     "BenchmarkIndex",
     "__version__",
     "_after_fork_in_child",
+    "encode_strings",
     "install_unicode_tables",
     "lower",
+    "select_top",
     "tokenize",
     "unicode_version",
 ]
@@ -88,6 +90,18 @@ class BenchmarkIndex:
     ) -> list[tuple[str | None, int]]: ...
     def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
 
+def encode_strings(
+    column: Any, *, num_threads: int | None = None
+) -> tuple[npt.NDArray[np.uint32], list[str]]: ...
+def select_top(
+    scores: npt.NDArray[np.float64],
+    groups: npt.NDArray[np.uint32],
+    quotas: list[tuple[str, int, int]],
+    *,
+    tie: Any = None,
+    ranks: bool = False,
+    num_threads: int | None = None,
+) -> dict[str, Any]: ...
 def tokenize(text: str) -> list[str]: ...
 def lower(text: str) -> str: ...
 def unicode_version() -> str: ...

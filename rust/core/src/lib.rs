@@ -6,6 +6,7 @@
 //!   scan that reproduces the reference `CountVectorizer` dot product exactly,
 //!   plus the precise method (one n-gram size, stop-grams, coverage).
 //! * [`persist`]: saving and loading an index.
+//! * [`select`]: top-k / top-fraction per group.
 //!
 //! No Python here: the `prefcurate-python` crate is glue only.
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod hash;
 pub mod index;
 pub mod persist;
+pub mod select;
 pub mod tokenize;
 pub mod unicode;
 #[rustfmt::skip]

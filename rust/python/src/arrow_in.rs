@@ -191,3 +191,97 @@ impl Texts {
         Ok(out)
     }
 }
+
+/// A nullable string column over imported Arrow chunks, read in place.
+pub struct StrCol {
+    chunks: Vec<ArrayRef>,
+    views: Vec<Option<BinaryViewArray>>,
+    /// first row of each chunk, plus the total
+    starts: Vec<usize>,
+}
+
+impl StrCol {
+    pub fn import(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
+        let chunks = import_arrays(obj, what)?;
+        let mut views = Vec::with_capacity(chunks.len());
+        let mut starts = vec![0usize];
+        for c in &chunks {
+            match c.data_type() {
+                DataType::Utf8 => {
+                    let a = c.as_any().downcast_ref::<StringArray>().expect("utf8");
+                    check_offsets(a.value_offsets(), a.value_data(), what, *starts.last().expect("non-empty"))?;
+                    views.push(None);
+                }
+                DataType::LargeUtf8 => {
+                    let a = c.as_any().downcast_ref::<LargeStringArray>().expect("large_utf8");
+                    check_offsets(a.value_offsets(), a.value_data(), what, *starts.last().expect("non-empty"))?;
+                    views.push(None);
+                }
+                DataType::Utf8View => {
+                    let v = BinaryViewArray::from(
+                        c.to_data()
+                            .into_builder()
+                            .data_type(DataType::BinaryView)
+                            .build()
+                            .map_err(|e| input_error(format!("{what}: {e}")))?,
+                    );
+                    for i in 0..v.len() {
+                        if v.is_valid(i) && std::str::from_utf8(v.value(i)).is_err() {
+                            return Err(input_error(format!(
+                                "{what}: row {} is not valid UTF-8",
+                                starts.last().expect("non-empty") + i
+                            )));
+                        }
+                    }
+                    views.push(Some(v));
+                }
+                other => {
+                    return Err(input_error(format!(
+                        "{what}: expected a string column (string, large_string or string_view), got {other}"
+                    )))
+                }
+            }
+            starts.push(starts.last().expect("non-empty") + c.len());
+        }
+        Ok(StrCol {
+            chunks,
+            views,
+            starts,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        *self.starts.last().expect("non-empty")
+    }
+
+    /// Row `i`, or `None` when null.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let c = if self.chunks.len() == 1 {
+            0
+        } else {
+            self.starts.partition_point(|&s| s <= i) - 1
+        };
+        let k = i - self.starts[c];
+        let a = &self.chunks[c];
+        if a.is_null(k) {
+            return None;
+        }
+        Some(match &self.views[c] {
+            // SAFETY: checked to be UTF-8 at import
+            Some(v) => unsafe { std::str::from_utf8_unchecked(v.value(k)) },
+            None => match a.data_type() {
+                DataType::Utf8 => a
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("utf8")
+                    .value(k),
+                _ => a
+                    .as_any()
+                    .downcast_ref::<LargeStringArray>()
+                    .expect("large_utf8")
+                    .value(k),
+            },
+        })
+    }
+}

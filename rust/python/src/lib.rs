@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyDict};
 mod arrow_in;
 mod errors;
 
-use arrow_in::Texts;
+use arrow_in::{StrCol, Texts};
 use errors::{input_error, to_py};
 
 static FORKED: AtomicBool = AtomicBool::new(false);
@@ -451,6 +451,93 @@ impl PyBenchmarkIndex {
     }
 }
 
+/// Dictionary-encode a nullable string column: (ids as uint32, u32::MAX for
+/// null; distinct values in order of first appearance).
+#[pyfunction]
+#[pyo3(signature = (column, *, num_threads=None))]
+fn encode_strings<'py>(
+    py: Python<'py>,
+    column: &Bound<'py, PyAny>,
+    num_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray1<u32>>, Vec<String>)> {
+    let col = StrCol::import(column, "column")?;
+    let pool = pool_for(num_threads)?;
+    let (ids, names) = py.detach(|| {
+        prefcurate_core::run_in(pool.as_ref(), || {
+            prefcurate_core::select::encode(col.len(), &|i| col.get(i))
+        })
+    });
+    Ok((ids.into_pyarray(py), names))
+}
+
+/// Top rows per group (see `prefcurate_core::select::select_top`).  `quotas`
+/// holds one ("all" | "k" | "ratio", a, b) per group (k = a; ratio = a / b); `tie` an optional
+/// string column ordering equal scores (nulls last).  Returns a dict with
+/// `reason` (uint8 per row), `rank` (uint32 per row, when `ranks`), and per
+/// group `cutoff`, `ranked`, `kept`.
+#[pyfunction]
+#[pyo3(signature = (scores, groups, quotas, *, tie=None, ranks=false, num_threads=None))]
+fn select_top<'py>(
+    py: Python<'py>,
+    scores: numpy::PyReadonlyArray1<'py, f64>,
+    groups: numpy::PyReadonlyArray1<'py, u32>,
+    quotas: Vec<(String, u64, u64)>,
+    tie: Option<&Bound<'py, PyAny>>,
+    ranks: bool,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use prefcurate_core::select::Quota;
+    let quotas = quotas
+        .into_iter()
+        .map(|(kind, a, b)| match kind.as_str() {
+            "all" => Ok(Quota::All),
+            "k" => Ok(Quota::K(a)),
+            "ratio" => Ok(Quota::Ratio(a, b)),
+            _ => Err(input_error(format!("bad quota ({kind:?}, {a}, {b})"))),
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let scores = scores.as_slice()?;
+    let groups = groups.as_slice()?;
+    let tie_col = tie
+        .map(|t| StrCol::import(t, "tie_break column"))
+        .transpose()?;
+    if let Some(t) = &tie_col {
+        if t.len() != scores.len() {
+            return Err(input_error(format!(
+                "tie_break column has {} rows, scores {}",
+                t.len(),
+                scores.len()
+            )));
+        }
+    }
+    let pool = pool_for(num_threads)?;
+    let sel = py
+        .detach(|| {
+            prefcurate_core::run_in(pool.as_ref(), || {
+                let cmp = |a: u32, b: u32| -> std::cmp::Ordering {
+                    let t = tie_col.as_ref().expect("tie column");
+                    match (t.get(a as usize), t.get(b as usize)) {
+                        (Some(x), Some(y)) => x.cmp(y),
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        (None, Some(_)) => std::cmp::Ordering::Greater,
+                        (None, None) => std::cmp::Ordering::Equal,
+                    }
+                };
+                let tie: Option<&(dyn Fn(u32, u32) -> std::cmp::Ordering + Sync)> =
+                    if tie_col.is_some() { Some(&cmp) } else { None };
+                prefcurate_core::select::select_top(scores, groups, &quotas, tie, ranks)
+            })
+        })
+        .map_err(to_py)?;
+    let out = PyDict::new(py);
+    out.set_item("reason", sel.reason.into_pyarray(py))?;
+    out.set_item("rank", sel.rank.into_pyarray(py))?;
+    out.set_item("cutoff", sel.cutoff.into_pyarray(py))?;
+    out.set_item("ranked", sel.ranked.into_pyarray(py))?;
+    out.set_item("kept", sel.kept.into_pyarray(py))?;
+    Ok(out)
+}
+
 /// The reference tokens of `text`: `re.findall(r"(?u)\b\w\w+\b", text.lower())`.
 #[pyfunction]
 fn tokenize(text: &str) -> Vec<String> {
@@ -504,6 +591,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<PyBenchmarkIndex>()?;
     m.add_function(wrap_pyfunction!(tokenize, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_strings, m)?)?;
+    m.add_function(wrap_pyfunction!(select_top, m)?)?;
     m.add_function(wrap_pyfunction!(lower, m)?)?;
     m.add_function(wrap_pyfunction!(unicode_version, m)?)?;
     m.add_function(wrap_pyfunction!(install_unicode_tables, m)?)?;

@@ -1,0 +1,215 @@
+"""The canonical pair table and the shape of every stage's result.
+
+A pair table is a :class:`pyarrow.Table` with these columns (``DESIGN.md``):
+
+============  ===========================================  ==========================================
+column        type                                         meaning
+============  ===========================================  ==========================================
+``id``        string                                       stable id: the source's own, else a content hash
+``source``    string                                       ``magpie_ultra``, ``helpsteer2``, ``wildguard``...
+``chosen``    list<struct<role: string, content: string>>  prompt turns + chosen answer (Skywork layout)
+``rejected``  list<struct<role: string, content: string>>  prompt turns + rejected answer
+``prompt``    string                                       first user turn
+============  ===========================================  ==========================================
+
+Optional columns (``score``, ``category``, ``chosen_score``, ...) are carried
+through every stage.  Every stage returns a :class:`StageResult`: the rows it
+keeps and the rows it removes, the removed ones with ``stage``, ``reason`` and
+whatever explains the removal; ``input == kept + removed`` always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import InvalidInputError
+
+MESSAGE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
+MESSAGES = pa.list_(MESSAGE)
+
+#: The required columns and their types, in order.
+REQUIRED: dict[str, pa.DataType] = {
+    "id": pa.string(),
+    "source": pa.string(),
+    "chosen": MESSAGES,
+    "rejected": MESSAGES,
+    "prompt": pa.string(),
+}
+
+ROLES = ("system", "user", "assistant")
+
+
+def pair_id(source: str, chosen: list[dict], rejected: list[dict]) -> str:
+    """A content hash: the same pair from the same source always gets the same id."""
+    blob = json.dumps([source, chosen, rejected], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return f"{source}-{hashlib.blake2b(blob.encode('utf-8'), digest_size=8).hexdigest()}"
+
+
+def check_messages(messages: Any, where: str) -> None:
+    """Raise InvalidInputError unless ``messages`` is a non-empty list of
+    ``{role, content}`` with string content, roles in ``ROLES``, at most one
+    leading system turn, then user / assistant alternating, ending with the
+    assistant's answer."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidInputError(
+            f"{where}: expected a non-empty list of messages, got {type(messages).__name__}"
+        )
+    turns = messages
+    for k, m in enumerate(turns):
+        if not isinstance(m, dict):
+            raise InvalidInputError(f"{where}: message {k} is a {type(m).__name__}, not an object")
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES:
+            raise InvalidInputError(f"{where}: message {k} has role {role!r}; expected one of {ROLES}")
+        if not isinstance(content, str):
+            raise InvalidInputError(
+                f"{where}: message {k} ({role}) has {type(content).__name__} content, not str"
+            )
+    body = turns[1:] if turns[0]["role"] == "system" else turns
+    if not body:
+        raise InvalidInputError(f"{where}: only a system message")
+    for k, m in enumerate(body):
+        want = "user" if k % 2 == 0 else "assistant"
+        if m["role"] != want:
+            raise InvalidInputError(
+                f"{where}: turn {k + (len(turns) - len(body))} is {m['role']!r} where {want!r} was expected "
+                "(turns must alternate user / assistant, after at most one system message)"
+            )
+    if body[-1]["role"] != "assistant":
+        raise InvalidInputError(f"{where}: the last message must be the assistant's answer")
+
+
+def validate_pairs(table: pa.Table, *, where: str = "pairs", deep: bool = True) -> pa.Table:
+    """Check a canonical pair table; return it with the required columns cast
+    to their canonical types, in order, and other columns after them.
+
+    ``deep`` also checks every row's messages (roles, order, string content),
+    that chosen and rejected share their prompt turns, and that ``prompt`` is
+    the first user turn.
+    """
+    missing = [c for c in REQUIRED if c not in table.column_names]
+    if missing:
+        raise InvalidInputError(f"{where}: missing column(s) {missing}; columns are {table.column_names}")
+    cols = []
+    for name, typ in REQUIRED.items():
+        col = table.column(name)
+        if col.type != typ:
+            try:
+                col = col.cast(typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                raise InvalidInputError(
+                    f"{where}: column {name!r} is {col.type}, expected {typ}: {e}"
+                ) from None
+        if col.null_count:
+            row = next(i for i, v in enumerate(col.is_null().to_pylist()) if v)
+            raise InvalidInputError(f"{where}: row {row}: {name!r} is null")
+        cols.append(col)
+    rest = [c for c in table.column_names if c not in REQUIRED]
+    out = pa.Table.from_arrays(cols + [table.column(c) for c in rest], names=list(REQUIRED) + rest)
+    if deep:
+        chosen = out.column("chosen").to_pylist()
+        rejected = out.column("rejected").to_pylist()
+        prompts = out.column("prompt").to_pylist()
+        for i, (c, r, p) in enumerate(zip(chosen, rejected, prompts)):
+            check_messages(c, f"{where}: row {i}: chosen")
+            check_messages(r, f"{where}: row {i}: rejected")
+            if c[:-1] != r[:-1]:
+                raise InvalidInputError(f"{where}: row {i}: chosen and rejected have different prompt turns")
+            first_user = next(m["content"] for m in c if m["role"] == "user")
+            if p != first_user:
+                raise InvalidInputError(f"{where}: row {i}: 'prompt' is not the first user turn")
+    return out
+
+
+def empty_pairs(extra: dict[str, pa.DataType] | None = None) -> pa.Table:
+    """An empty canonical table (with optional extra columns)."""
+    fields = [pa.field(n, t) for n, t in REQUIRED.items()]
+    fields += [pa.field(n, t) for n, t in (extra or {}).items()]
+    return pa.schema(fields).empty_table()
+
+
+def with_columns(table: pa.Table, columns: dict[str, Any]) -> pa.Table:
+    """``table`` with ``columns`` added (replacing any of the same name)."""
+    for name, values in columns.items():
+        arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, arr)
+        else:
+            table = table.append_column(name, arr)
+    return table
+
+
+@dataclass
+class StageResult:
+    """What one stage kept and removed.
+
+    ``removed`` holds the removed rows with ``stage`` and ``reason`` columns
+    and whatever else explains the removal (``duplicate_of``, ``benchmark_id``,
+    ``rank``...).  ``input == len(kept) + len(removed)`` is checked on
+    construction.
+    """
+
+    stage: str
+    kept: pa.Table
+    removed: pa.Table
+    n_input: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kept.num_rows + self.removed.num_rows != self.n_input:
+            raise AssertionError(
+                f"stage {self.stage}: {self.n_input} rows in but {self.kept.num_rows} kept + "
+                f"{self.removed.num_rows} removed"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        """``{name, input, kept, removed, by_reason, by_source}``."""
+        by_reason = Counter(self.removed.column("reason").to_pylist()) if self.removed.num_rows else Counter()
+        by_source: dict[str, dict[str, int]] = {}
+        if "source" in self.kept.column_names or "source" in self.removed.column_names:
+            kept_src = (
+                Counter(self.kept.column("source").to_pylist()) if "source" in self.kept.column_names else {}
+            )
+            rem_src = (
+                Counter(self.removed.column("source").to_pylist())
+                if "source" in self.removed.column_names
+                else {}
+            )
+            for s in sorted(set(kept_src) | set(rem_src), key=str):
+                by_source[str(s)] = {"kept": kept_src.get(s, 0), "removed": rem_src.get(s, 0)}
+        return {
+            "name": self.stage,
+            "input": self.n_input,
+            "kept": self.kept.num_rows,
+            "removed": self.removed.num_rows,
+            "by_reason": dict(by_reason),
+            "by_source": by_source,
+            **({"info": self.info} if self.info else {}),
+        }
+
+    def __repr__(self) -> str:
+        return f"StageResult({self.stage!r}: {self.n_input} in, {self.kept.num_rows} kept, {self.removed.num_rows} removed)"
+
+
+def removed_rows(
+    table: pa.Table, indices: Any, stage: str, reasons: Any, extra: dict[str, Any] | None = None
+) -> pa.Table:
+    """The rows ``indices`` of ``table`` with ``stage``, ``reason`` and ``extra`` columns."""
+    import numpy as np
+
+    idx = pa.array(np.asarray(indices, dtype=np.int64))
+    out = table.take(idx)
+    n = out.num_rows
+    reasons = [reasons] * n if isinstance(reasons, str) else list(reasons)
+    cols: dict[str, Any] = {
+        "stage": pa.array([stage] * n, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+    }
+    cols.update(extra or {})
+    return with_columns(out, cols)
