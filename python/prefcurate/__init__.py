@@ -12,6 +12,7 @@ import os as _os
 from . import _core
 from ._unicode import ensure_tables as _ensure_tables
 from .decontaminate import DecontaminationResult, decontaminate
+from .dedup import DedupIndex, DedupResult, dedup
 from .errors import IndexFileError, InvalidInputError, PrefcurateError
 from .index import BenchmarkIndex
 from .io import read_table, write_table
@@ -24,12 +25,15 @@ __all__ = [
     "SKYWORK_MAGPIE",
     "BenchmarkIndex",
     "DecontaminationResult",
+    "DedupIndex",
+    "DedupResult",
     "IndexFileError",
     "InvalidInputError",
     "PrefcurateError",
     "StageResult",
     "__version__",
     "decontaminate",
+    "dedup",
     "read_table",
     "select_top",
     "select_top_indices",

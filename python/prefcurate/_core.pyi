@@ -12,6 +12,15 @@ __all__ = [
     "BenchmarkIndex",
     "__version__",
     "_after_fork_in_child",
+    "dedup_band_keys",
+    "dedup_degenerate",
+    "dedup_exact",
+    "dedup_exact_two",
+    "dedup_jaccard",
+    "dedup_near",
+    "minhash",
+    "shingles",
+    "union_clusters",
     "encode_strings",
     "install_unicode_tables",
     "lower",
@@ -102,6 +111,82 @@ def select_top(
     ranks: bool = False,
     num_threads: int | None = None,
 ) -> dict[str, Any]: ...
+def dedup_exact(
+    *,
+    level: str,
+    norm_opts: tuple[bool, bool, bool],
+    texts: Any = None,
+    chosen: Any = None,
+    rejected: Any = None,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.uint32]: ...
+def dedup_exact_two(
+    *,
+    level: str,
+    other: str,
+    norm_opts: tuple[bool, bool, bool],
+    chosen: Any,
+    rejected: Any,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.uint32]: ...
+def dedup_degenerate(
+    *, norm_opts: tuple[bool, bool, bool], chosen: Any, rejected: Any, num_threads: int | None = None
+) -> npt.NDArray[np.bool_]: ...
+def dedup_near(
+    *,
+    level: str,
+    norm_opts: tuple[bool, bool, bool],
+    shingle_kind: str,
+    shingle_n: int,
+    family_kind: str,
+    a: npt.NDArray[np.uint32],
+    b: npt.NDArray[np.uint32],
+    bands: int,
+    rows_per_band: int,
+    threshold: float,
+    max_bucket: int = 64,
+    texts: Any = None,
+    chosen: Any = None,
+    rejected: Any = None,
+    prefix_keys: npt.NDArray[np.uint64] | None = None,
+    num_threads: int | None = None,
+) -> dict[str, Any]: ...
+def dedup_band_keys(
+    *,
+    level: str,
+    norm_opts: tuple[bool, bool, bool],
+    shingle_kind: str,
+    shingle_n: int,
+    family_kind: str,
+    a: npt.NDArray[np.uint32],
+    b: npt.NDArray[np.uint32],
+    bands: int,
+    rows_per_band: int,
+    texts: Any = None,
+    chosen: Any = None,
+    rejected: Any = None,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.uint64]: ...
+def dedup_jaccard(
+    *,
+    level: str,
+    norm_opts: tuple[bool, bool, bool],
+    shingle_kind: str,
+    shingle_n: int,
+    i: list[int],
+    j: list[int],
+    texts: Any = None,
+    chosen: Any = None,
+    rejected: Any = None,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def union_clusters(n: int, i: list[int], j: list[int]) -> npt.NDArray[np.uint32]: ...
+def shingles(
+    text: str, *, norm_opts: tuple[bool, bool, bool], shingle_kind: str, shingle_n: int
+) -> list[bytes]: ...
+def minhash(
+    shingles: list[bytes], *, family_kind: str, a: list[int], b: list[int]
+) -> npt.NDArray[np.uint32]: ...
 def tokenize(text: str) -> list[str]: ...
 def lower(text: str) -> str: ...
 def unicode_version() -> str: ...

@@ -249,13 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_args(i)
     i.set_defaults(func=cmd_index)
 
-    from . import select_cli
+    from . import dedup_cli, select_cli
 
     select_cli.add_parser(sub)
+    dedup_cli.add_parser(sub)
 
     m = sub.add_parser("demo", help="run the bundled demo (offline, seconds)")
     m.add_argument("--out", default="prefcurate-demo")
     m.set_defaults(func=cmd_demo)
+
     return parser
 
 

@@ -32,6 +32,26 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
     hash_span(b, 0, b.len())
 }
 
+/// A 128-bit hash of a byte string: two independent 64-bit halves.
+pub fn hash128(b: &[u8]) -> u128 {
+    let mut h1 = (b.len() as u64) ^ K3;
+    let mut h2 = (b.len() as u64) ^ 0x2d35_8dcc_aa6c_78a5;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h1 = fold_mul(h1 ^ w, K2);
+        h2 = fold_mul(h2 ^ w, 0x8bb8_4b93_962e_acc9);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let w = tail_word(rest);
+        h1 = fold_mul(h1 ^ w, K2);
+        h2 = fold_mul(h2 ^ w, 0x8bb8_4b93_962e_acc9);
+    }
+    ((fold_mul(h1, 0x4b33_a62e_d433_d4a3) as u128) << 64)
+        | fold_mul(h2, 0x4d23_9c87_ab9b_6a0b) as u128
+}
+
 /// Hash of `buf[start..end]`, equal to `hash_bytes(&buf[start..end])`, that
 /// reads whole words past `end` (masked off) when `buf` has room: no copy.
 #[inline]

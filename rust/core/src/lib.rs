@@ -7,9 +7,11 @@
 //!   plus the precise method (one n-gram size, stop-grams, coverage).
 //! * [`persist`]: saving and loading an index.
 //! * [`select`]: top-k / top-fraction per group.
+//! * [`dedup`]: exact and MinHash/LSH near-duplicates, verified, clustered.
 //!
 //! No Python here: the `prefcurate-python` crate is glue only.
 
+pub mod dedup;
 pub mod error;
 pub mod hash;
 pub mod index;

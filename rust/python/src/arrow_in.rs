@@ -202,7 +202,10 @@ pub struct StrCol {
 
 impl StrCol {
     pub fn import(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
-        let chunks = import_arrays(obj, what)?;
+        Self::from_arrays(import_arrays(obj, what)?, what)
+    }
+
+    pub fn from_arrays(chunks: Vec<ArrayRef>, what: &str) -> PyResult<Self> {
         let mut views = Vec::with_capacity(chunks.len());
         let mut starts = vec![0usize];
         for c in &chunks {
@@ -283,5 +286,109 @@ impl StrCol {
                     .value(k),
             },
         })
+    }
+}
+
+/// A column of chat message lists (`list<struct<role, content>>`), read in place.
+pub struct MsgCol {
+    chunks: Vec<MsgChunk>,
+    starts: Vec<usize>,
+}
+
+struct MsgChunk {
+    list: ArrayRef,
+    offsets: Vec<usize>,
+    role: StrCol,
+    content: StrCol,
+}
+
+impl MsgCol {
+    pub fn import(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
+        use arrow_array::{LargeListArray, ListArray, StructArray};
+        let mut chunks = Vec::new();
+        let mut starts = vec![0usize];
+        for c in import_arrays(obj, what)? {
+            let (offsets, values): (Vec<usize>, ArrayRef) = match c.data_type() {
+                DataType::List(_) => {
+                    let l = c.as_any().downcast_ref::<ListArray>().expect("list");
+                    (
+                        l.value_offsets().iter().map(|&o| o as usize).collect(),
+                        l.values().clone(),
+                    )
+                }
+                DataType::LargeList(_) => {
+                    let l = c
+                        .as_any()
+                        .downcast_ref::<LargeListArray>()
+                        .expect("large list");
+                    (
+                        l.value_offsets().iter().map(|&o| o as usize).collect(),
+                        l.values().clone(),
+                    )
+                }
+                other => {
+                    return Err(input_error(format!(
+                        "{what}: expected a list of messages, got {other}"
+                    )))
+                }
+            };
+            let st = values
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .ok_or_else(|| {
+                    input_error(format!(
+                        "{what}: messages must be structs with role and content"
+                    ))
+                })?;
+            let field = |name: &str| {
+                st.column_by_name(name)
+                    .cloned()
+                    .ok_or_else(|| input_error(format!("{what}: messages have no {name:?} field")))
+            };
+            let role = StrCol::from_arrays(vec![field("role")?], &format!("{what} role"))?;
+            let content = StrCol::from_arrays(vec![field("content")?], &format!("{what} content"))?;
+            starts.push(starts.last().expect("non-empty") + c.len());
+            chunks.push(MsgChunk {
+                list: c,
+                offsets,
+                role,
+                content,
+            });
+        }
+        Ok(MsgCol { chunks, starts })
+    }
+
+    pub fn len(&self) -> usize {
+        *self.starts.last().expect("non-empty")
+    }
+
+    /// Messages of row `i` as (role, content); an error names a null.
+    #[inline]
+    pub fn messages<'a>(
+        &'a self,
+        i: usize,
+        out: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<(), String> {
+        let c = if self.chunks.len() == 1 {
+            0
+        } else {
+            self.starts.partition_point(|&s| s <= i) - 1
+        };
+        let k = i - self.starts[c];
+        let ch = &self.chunks[c];
+        if ch.list.is_null(k) {
+            return Err(format!("row {i}: the message list is null"));
+        }
+        for m in ch.offsets[k]..ch.offsets[k + 1] {
+            let role = ch
+                .role
+                .get(m)
+                .ok_or_else(|| format!("row {i}: message {} has a null role", m - ch.offsets[k]))?;
+            let content = ch.content.get(m).ok_or_else(|| {
+                format!("row {i}: message {} has null content", m - ch.offsets[k])
+            })?;
+            out.push((role, content));
+        }
+        Ok(())
     }
 }

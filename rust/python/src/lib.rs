@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 mod arrow_in;
+mod dedup;
 mod errors;
 
 use arrow_in::{StrCol, Texts};
@@ -26,7 +27,7 @@ static FORKED: AtomicBool = AtomicBool::new(false);
 
 /// After `fork()` the parent's global rayon pool is gone in the child: use
 /// fresh pools there.
-fn pool_for(num_threads: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
+pub(crate) fn pool_for(num_threads: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
     let n = match num_threads {
         None if FORKED.load(Ordering::Relaxed) => Some(
             std::thread::available_parallelism()
@@ -593,6 +594,15 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize, m)?)?;
     m.add_function(wrap_pyfunction!(encode_strings, m)?)?;
     m.add_function(wrap_pyfunction!(select_top, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_exact_two, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_degenerate, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_near, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_jaccard, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::shingles, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::minhash, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_band_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::union_clusters, m)?)?;
     m.add_function(wrap_pyfunction!(lower, m)?)?;
     m.add_function(wrap_pyfunction!(unicode_version, m)?)?;
     m.add_function(wrap_pyfunction!(install_unicode_tables, m)?)?;
