@@ -16,7 +16,9 @@ from .dedup import DedupIndex, DedupResult, dedup
 from .errors import IndexFileError, InvalidInputError, PrefcurateError
 from .index import BenchmarkIndex
 from .io import read_table, write_table
+from .pairs import ConvertResult, PairStream, convert_pairs, iter_pairs, read_pairs, write_pairs
 from .schema import StageResult, validate_pairs
+from .scoring import RewardScorer, filter_margin  # torch is imported only when a scorer is built
 from .select import SKYWORK_MAGPIE, select_top, select_top_indices, select_top_result
 
 __version__: str = _core.__version__
@@ -24,22 +26,30 @@ __version__: str = _core.__version__
 __all__ = [
     "SKYWORK_MAGPIE",
     "BenchmarkIndex",
+    "ConvertResult",
     "DecontaminationResult",
     "DedupIndex",
     "DedupResult",
     "IndexFileError",
     "InvalidInputError",
+    "PairStream",
     "PrefcurateError",
+    "RewardScorer",
     "StageResult",
     "__version__",
+    "convert_pairs",
     "decontaminate",
     "dedup",
+    "filter_margin",
+    "iter_pairs",
+    "read_pairs",
     "read_table",
     "select_top",
     "select_top_indices",
     "select_top_result",
     "tokenize",
     "validate_pairs",
+    "write_pairs",
     "write_table",
 ]
 

@@ -23,6 +23,7 @@ from .decontaminate import DecontaminationResult, decontaminate
 from .errors import PrefcurateError
 from .index import BenchmarkIndex
 from .io import write_table
+from .scoring_cli import add_parsers as add_scoring_parsers
 
 INDEX_SUFFIX = ".pcidx"
 
@@ -249,15 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_args(i)
     i.set_defaults(func=cmd_index)
 
-    from . import dedup_cli, select_cli
+    from . import convert_cli, dedup_cli, select_cli
 
     select_cli.add_parser(sub)
     dedup_cli.add_parser(sub)
+    convert_cli.add_parser(sub)
 
     m = sub.add_parser("demo", help="run the bundled demo (offline, seconds)")
     m.add_argument("--out", default="prefcurate-demo")
     m.set_defaults(func=cmd_demo)
 
+    add_scoring_parsers(sub)
     return parser
 
 
