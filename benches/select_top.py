@@ -5,7 +5,10 @@ Pro -0.05 score offsets, ties by id) on 5,000,000 rows, prefcurate against
 pandas and polars, from an Arrow table in memory to an Arrow table of the kept
 rows, each tool in its own process, in one run.
 
-    python benches/select.py [--rows 5000000] [--repeat 3]
+    python benches/select_top.py [--rows 5000000] [--repeat 3]
+
+(Not benches/select.py: a script of that name shadows the standard
+library's `select` module for every script in this folder.)
 
 All three must keep the same rows (checked); the script prints time, peak RSS
 and the ratio to prefcurate.
@@ -13,18 +16,12 @@ and the ratio to prefcurate.
 
 from __future__ import annotations
 
-import sys
-
-# this file is named like the stdlib module `select`, which subprocess
-# imports: take the script's own folder off the import path first
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    sys.path.pop(0)
-
 import argparse
 import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
