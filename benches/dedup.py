@@ -51,7 +51,9 @@ def jaccard(a: set, b: set) -> float:
 
 def generate(rows: int, seed: int) -> tuple[list[str], list[tuple[int, int, float]]]:
     bench = [json.loads(x)["prompt"] for x in open(BENCH, encoding="utf-8")]
-    vocab, counts = np.unique(np.array([t for b in bench for t in TOKEN.findall(b.lower())], dtype=object), return_counts=True)
+    vocab, counts = np.unique(
+        np.array([t for b in bench for t in TOKEN.findall(b.lower())], dtype=object), return_counts=True
+    )
     rng = np.random.default_rng(seed)
     n_base = int(rows / 1.12)
     lens = np.maximum(8, rng.lognormal(np.log(100) - 0.18, 0.6, n_base).astype(int))
@@ -85,7 +87,9 @@ def run_prefcurate(texts, threshold):
     import prefcurate
 
     res = prefcurate.dedup(texts, threshold=threshold, ngram=N, num_perm=128)
-    return res.cluster_id.tolist(), [(i, j) for i, j in zip(res.links["i"].to_pylist(), res.links["j"].to_pylist())]
+    return res.cluster_id.tolist(), [
+        (i, j) for i, j in zip(res.links["i"].to_pylist(), res.links["j"].to_pylist())
+    ]
 
 
 def _clusters(n, pairs):
@@ -149,7 +153,9 @@ def worker(tool: str, work: Path, threshold: float, repeat: int) -> None:
         secs.append(time.perf_counter() - t0)
     assert out is not None
     cl, pairs = out
-    (work / f"{tool}.json").write_text(json.dumps({"seconds": secs, "cluster": cl, "pairs": pairs[:2_000_000]}))
+    (work / f"{tool}.json").write_text(
+        json.dumps({"seconds": secs, "cluster": cl, "pairs": pairs[:2_000_000]})
+    )
 
 
 def main() -> int:
@@ -170,11 +176,24 @@ def main() -> int:
     texts, planted = generate(args.rows, args.seed)
     (work / "texts.json").write_text(json.dumps(texts))
     mb = sum(len(t.encode()) for t in texts) / 2**20
-    print(f"{len(texts):,} texts ({mb:.1f} MB), {len(planted):,} planted pairs, generated in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"{len(texts):,} texts ({mb:.1f} MB), {len(planted):,} planted pairs, generated in {time.perf_counter() - t0:.1f} s"
+    )
     sets = {}
     results = {}
     for tool in args.tools:
-        cmd = [sys.executable, __file__, "--worker", tool, "--work", str(work), "--threshold", str(args.threshold), "--repeat", str(args.repeat)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            tool,
+            "--work",
+            str(work),
+            "--threshold",
+            str(args.threshold),
+            "--repeat",
+            str(args.repeat),
+        ]
         p = subprocess.Popen(cmd)
         _, status, ru = os.wait4(p.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
@@ -185,7 +204,9 @@ def main() -> int:
         results[tool] = r
     high = [(a, b) for a, b, j in planted if j >= args.threshold + 0.05]
     base = statistics.median(results["prefcurate"]["seconds"]) if "prefcurate" in results else None
-    print(f"\n{'tool':12} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'x prefc.':>9} {'recall':>7} {'links':>8} {'links < t':>9}")
+    print(
+        f"\n{'tool':12} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'x prefc.':>9} {'recall':>7} {'links':>8} {'links < t':>9}"
+    )
     for tool, r in results.items():
         sec = statistics.median(r["seconds"])
         cl = r["cluster"]
@@ -197,7 +218,9 @@ def main() -> int:
                 sets[key] = jaccard(shingles(texts[a]), shingles(texts[b]))
             below += sets[key] < args.threshold
         ratio = f"{sec / base:8.1f}x" if base else "-"
-        print(f"{tool:12} {sec:8.2f} {len(texts) / sec:9,.0f} {r['peak_mb']:8.0f} {ratio:>9} {recall:7.3f} {len(r['pairs']):8,} {below:9,}")
+        print(
+            f"{tool:12} {sec:8.2f} {len(texts) / sec:9,.0f} {r['peak_mb']:8.0f} {ratio:>9} {recall:7.3f} {len(r['pairs']):8,} {below:9,}"
+        )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The command line and the bundled demo."""
+"""The decontaminate / index commands on the bundled sample."""
 
 from __future__ import annotations
 
@@ -11,61 +11,47 @@ import pyarrow.parquet as pq
 from prefcurate import cli, read_table
 from reference import sklearn_triples
 
-TRAIN, BENCH = cli.demo_files()
+ULTRA = cli.demo_dir() / "sources" / "magpie_ultra.jsonl"
+BENCH = cli.demo_dir() / "benchmark.jsonl"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "prefcurate.cli", *args], capture_output=True, text=True)
 
 
-def test_demo_counts_match_the_planted_rows(tmp_path):
-    """The demo's sample was written with known plants (see its train.jsonl):
-    a verbatim code prompt, a math prompt with a suffix, a partial span, a
-    short prompt copied whole, and twelve prompts sharing one benchmark
-    prompt's role-play template."""
-    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
-    ids = read_table(TRAIN).column("id").to_pylist()
-    templates = sorted(i for i in ids if i.startswith("demo-template-"))
-    assert len(templates) == 12
-
-    ref = json.loads((tmp_path / "reference" / "summary.json").read_text())
-    removed = [json.loads(x)["id"] for x in open(tmp_path / "reference" / "removed.jsonl")]
-    assert sorted(removed) == sorted(["demo-leak-code", "demo-leak-partial", "demo-leak-math", *templates])
-    assert ref["input"] == 32 and ref["removed"] == 15 and ref["kept"] == 17
-
-    precise = json.loads((tmp_path / "precise" / "summary.json").read_text())
-    removed = [json.loads(x)["id"] for x in open(tmp_path / "precise" / "removed.jsonl")]
-    assert sorted(removed) == sorted(["demo-leak-code", "demo-leak-math", "demo-leak-short"])
-    assert precise["removed"] == 3 and precise["by_reason"] == {"benchmark_coverage": 3}
-
-    # the reference run agrees with sklearn on the demo
-    prompts = [r[0]["content"] for r in read_table(TRAIN).column("chosen").to_pylist()]
-    bench = read_table(BENCH).column("prompt").to_pylist()
-    m = pq.read_table(tmp_path / "reference" / "matches.parquet")
-    got = list(zip(m["train_index"].to_pylist(), m["benchmark_index"].to_pylist(), m["score"].to_pylist()))
-    assert got == sklearn_triples(bench, prompts)
-
-
 def test_decontaminate_command_writes_kept_removed_summary(tmp_path):
     out = tmp_path / "out"
-    r = run("decontaminate", str(TRAIN), "--benchmark", str(BENCH), "--out", str(out), "--format", "parquet")
+    # magpie-ultra rows: the text column is `instruction`
+    r = run(
+        "decontaminate",
+        str(ULTRA),
+        "--benchmark",
+        str(BENCH),
+        "--out",
+        str(out),
+        "--text",
+        "instruction",
+        "--format",
+        "parquet",
+    )
     assert r.returncode == 0, r.stderr
     kept = pq.read_table(out / "kept.parquet")
     removed = pq.read_table(out / "removed.parquet")
-    assert kept.num_rows + removed.num_rows == 32
-    assert {
-        "benchmark_id",
-        "benchmark_subset",
-        "score",
-        "matched_span",
-        "chosen",
-        "rejected",
-        "source",
-    } <= set(removed.column_names)
+    assert kept.num_rows + removed.num_rows == 20
+    # the sample plants two benchmark prompts in magpie_ultra instructions
+    assert sorted(removed.column("benchmark_id").to_pylist()) == ["demo-chat-1", "demo-math-1"]
+    assert {"benchmark_subset", "score", "matched_span", "response", "score_base"} <= set(
+        removed.column_names
+    )
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["removed"] == removed.num_rows == 15
-    assert summary["by_source"] == {"demo_general": 2, "demo_math": 1, "demo_roleplay": 12}
+    assert summary["removed"] == 2 and summary["input"] == 20
     assert "chat-hard" in r.stderr  # the table by subset is printed
+    # and the scores are the reference's
+    prompts = read_table(ULTRA).column("instruction").to_pylist()
+    bench = read_table(BENCH).column("prompt").to_pylist()
+    m = pq.read_table(out / "matches.parquet")
+    got = list(zip(m["train_index"].to_pylist(), m["benchmark_index"].to_pylist(), m["score"].to_pylist()))
+    assert got == sklearn_triples(bench, prompts)
 
 
 def test_index_command_and_reuse(tmp_path):
@@ -74,14 +60,16 @@ def test_index_command_and_reuse(tmp_path):
     assert (tmp_path / "bench.pcidx").exists()
     r = run(
         "decontaminate",
-        str(TRAIN),
+        str(ULTRA),
+        "--text",
+        "instruction",
         "--benchmark",
         str(tmp_path / "bench.pcidx"),
         "--out",
         str(tmp_path / "o"),
     )
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["removed"] == 15
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["removed"] == 2
 
 
 def test_errors_are_reported_without_traceback(tmp_path):

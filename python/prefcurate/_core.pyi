@@ -18,15 +18,15 @@ __all__ = [
     "dedup_exact_two",
     "dedup_jaccard",
     "dedup_near",
-    "minhash",
-    "shingles",
-    "union_clusters",
     "encode_strings",
     "install_unicode_tables",
     "lower",
+    "minhash",
     "select_top",
+    "shingles",
     "tokenize",
     "unicode_version",
+    "union_clusters",
 ]
 
 __version__: str

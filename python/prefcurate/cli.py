@@ -177,30 +177,34 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_files() -> tuple[Path, Path]:
-    """The bundled demo data: (train pairs, benchmark prompts)."""
-    base = resources.files("prefcurate") / "data" / "demo"
-    return Path(str(base / "train.jsonl")), Path(str(base / "benchmark.jsonl"))
+def demo_dir() -> Path:
+    """The bundled demo sample: ``sources/*.jsonl`` and ``benchmark.jsonl``."""
+    return Path(str(resources.files("prefcurate") / "data" / "demo"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The README's main job: the demo recipe on the bundled sample."""
+    from .pipeline import Pipeline, recipes_dir
+
     console = _console()
-    train, bench = demo_files()
     out = Path(args.out)
-    console.print(f"demo: {train.name} (Skywork-format pairs) against {bench.name} (benchmark prompts)")
-    for method in ("reference", "precise"):
-        res = decontaminate(train, bench, method=method)
-        summary = write_outputs(res, out / method, "jsonl", {"method": method})
-        print_summary(summary, out / method, console)
-        for r in res.attribution.to_pylist():
-            span = " ".join((r["matched_span"] or "").split())
-            span = span if len(span) <= 70 else span[:67] + "..."
-            console.print(
-                f"  removed row {r['train_index']:>2} <- {r['benchmark_id']} ({r['benchmark_subset']}): {span!r}",
-                highlight=False,
-                soft_wrap=True,
-            )
-    console.print(f"[bold]report:[/bold] {out}/reference/summary.json and {out}/precise/summary.json")
+    console.print(f"demo: the Skywork v0.2 recipe on the bundled sample ({demo_dir()}) -> {out}")
+    pipe = Pipeline(
+        recipes_dir() / "demo.toml",
+        out,
+        data_dir=demo_dir(),
+        cache=not args.no_cache,
+        progress=console.is_terminal,
+    )
+    res = pipe.run()
+    for s in res.summary()["stages"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in s["by_reason"].items())
+        console.print(
+            f"{s['name']:>22}: {s['input']:>3} in, {s['kept']:>3} kept, {s['removed']:>3} removed  {reasons}",
+            highlight=False,
+        )
+    console.print(f"[bold]{res.final.num_rows}[/bold] pairs in {out / (res.recipe.name + '.jsonl')}")
+    console.print(f"[bold]report:[/bold] {out / 'report.html'} (and report.md, summary.json, removed/)")
     return 0
 
 
@@ -250,14 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_args(i)
     i.set_defaults(func=cmd_index)
 
-    from . import convert_cli, dedup_cli, select_cli
+    from . import convert_cli, dedup_cli, pipeline_cli, select_cli
 
     select_cli.add_parser(sub)
     dedup_cli.add_parser(sub)
     convert_cli.add_parser(sub)
+    pipeline_cli.add_parser(sub)
 
-    m = sub.add_parser("demo", help="run the bundled demo (offline, seconds)")
+    m = sub.add_parser("demo", help="run the Skywork recipe on the bundled sample (offline, CPU, seconds)")
     m.add_argument("--out", default="prefcurate-demo")
+    m.add_argument("--no-cache", action="store_true")
     m.set_defaults(func=cmd_demo)
 
     add_scoring_parsers(sub)

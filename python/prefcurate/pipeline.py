@@ -1,0 +1,629 @@
+"""The Skywork recipe end to end: read -> filter -> select -> score and margin
+filter -> merge -> dedup -> decontaminate -> write, with an audit.
+
+A recipe is a TOML file (``recipes/*.toml``)::
+
+    name = "skywork-80k-v0.2"
+    [[sources]]
+    name = "magpie_air"                   # the source column of its pairs
+    path = "magpie_air.parquet"           # under --data-dir; or
+    hf = "Magpie-Align/Magpie-Air-DPO-100K-v0.1"   # datasets.load_dataset
+    split = "train"
+    format = "magpie_dpo"                 # an adapter (default: detect)
+    where = { adversarial = true }        # keep only rows with these values
+    [select]                              # on the pooled sources named
+    sources = ["magpie_air", ...]
+    preset = "skywork-magpie"             # or k / fraction / offsets ...
+    [margin]                              # reward-model margin filter
+    sources = ["wildguard"]
+    model = "Skywork/Skywork-Reward-Llama-3.1-8B"   # or scores from columns
+    [dedup]                               # optional
+    level = "pair"
+    [decontaminate]                       # optional
+    benchmark = "rewardbench.jsonl"       # under --data-dir, or hf = ...
+    [output]
+    format = "parquet"
+
+Every stage is a function ``table -> (kept, removed)`` from the stage modules
+(:func:`select_top_result`, :func:`filter_margin`, :func:`dedup`,
+:func:`decontaminate`); ``input == kept + removed`` is checked at every stage
+and a violation stops the run.  Stage outputs are cached under
+``OUT/.cache`` by a key chained from the inputs' fingerprints and the stage
+parameters, so a re-run (after a crash or a change) starts at the first stage
+whose inputs changed, and produces the same output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import __version__
+from .errors import InvalidInputError, PrefcurateError
+from .schema import StageResult, with_columns
+
+log = logging.getLogger("prefcurate.pipeline")
+
+#: The margin model name that stands for the demo's tiny reward model.
+DEMO_MODEL = "prefcurate-demo-tiny"
+
+STAGE_KINDS = ("read", "filter", "select", "margin", "merge", "dedup", "decontaminate")
+
+
+class PipelineError(PrefcurateError):
+    """A recipe that cannot run, or a stage that broke the accounting."""
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such recipe") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInputError(f"{path}: invalid TOML: {e}") from None
+
+
+def _toml_loads(text: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(text)
+
+
+@dataclass
+class Recipe:
+    """A curation recipe (see the module docstring for the TOML layout)."""
+
+    name: str
+    sources: list[dict[str, Any]]
+    select: dict[str, Any] | None = None
+    margin: dict[str, Any] | None = None
+    dedup: dict[str, Any] | None = None
+    decontaminate: dict[str, Any] | None = None
+    output: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recipe:
+        p = Path(path)
+        return cls.from_dict(_toml(p), path=p)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, path: Path | None = None) -> Recipe:
+        where = str(path or "recipe")
+        known = {"name", "description", "sources", "select", "margin", "dedup", "decontaminate", "output"}
+        unknown = set(d) - known
+        if unknown:
+            raise InvalidInputError(f"{where}: unknown sections {sorted(unknown)}; known: {sorted(known)}")
+        if not d.get("sources"):
+            raise InvalidInputError(f"{where}: a recipe needs at least one [[sources]] entry")
+        names = []
+        for i, s in enumerate(d["sources"]):
+            if "name" not in s:
+                raise InvalidInputError(f"{where}: source {i} has no name")
+            if "path" not in s and "hf" not in s:
+                raise InvalidInputError(
+                    f"{where}: source {s['name']!r} needs path = ... (a local copy) or hf = ..."
+                )
+            names.append(s["name"])
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"{where}: source names must be unique, got {names}")
+        for section in ("select", "margin"):
+            sec = d.get(section)
+            if sec:
+                missing = [s for s in sec.get("sources", []) if s not in names]
+                if missing or not sec.get("sources"):
+                    raise InvalidInputError(
+                        f"{where}: [{section}] sources {missing or '(none)'} are not among {names}"
+                    )
+        return cls(
+            name=d.get("name", path.stem if path else "recipe"),
+            description=d.get("description", ""),
+            sources=list(d["sources"]),
+            select=d.get("select"),
+            margin=d.get("margin"),
+            dedup=d.get("dedup"),
+            decontaminate=d.get("decontaminate"),
+            output=d.get("output", {}),
+            path=path,
+        )
+
+
+# ---------------------------------------------------------------- fingerprints
+
+
+def _fingerprint_path(p: Path) -> dict[str, Any]:
+    """Size and modification time of a file, or of every file in a folder."""
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or directory (a recipe source; see --data-dir)")
+    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+    return {
+        "path": str(p.resolve()),
+        "files": [
+            (str(f.relative_to(p)) if f != p else "", f.stat().st_size, f.stat().st_mtime_ns) for f in files
+        ],
+    }
+
+
+def _key(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class PipelineResult:
+    """What a run produced."""
+
+    recipe: Recipe
+    out: Path
+    final: pa.Table
+    stages: list[StageResult]
+    timings: dict[str, float]
+    cached: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe.name,
+            "prefcurate": __version__,
+            "output_rows": self.final.num_rows,
+            "stages": [
+                {
+                    **s.summary(),
+                    "seconds": round(self.timings.get(s.stage, 0.0), 3),
+                    "cached": s.stage in self.cached,
+                }
+                for s in self.stages
+            ],
+        }
+
+    def stage(self, name: str) -> StageResult:
+        for s in self.stages:
+            if s.stage == name:
+                return s
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    tables = [t for t in tables if t.num_columns]
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+class Pipeline:
+    """Run a :class:`Recipe` (see the module docstring).
+
+    Parameters
+    ----------
+    recipe:
+        A Recipe, or the path of a TOML recipe.
+    out:
+        The output folder: the curated pairs, the removed rows per stage,
+        ``summary.json``, ``report.md`` / ``report.html`` and their plots.
+    data_dir:
+        Where the sources' and the benchmark's ``path`` entries are (default:
+        the recipe's folder).
+    scorer:
+        A ready :class:`prefcurate.RewardScorer` for the margin stage, instead
+        of loading the recipe's ``model``; or a function ``table -> (chosen
+        scores, rejected scores)`` when the scores come from elsewhere.
+    stage_hook:
+        Called as ``stage_hook(name, "start" | "end")`` around every stage
+        (benchmarks measure with it).
+    cache:
+        Reuse cached stage outputs (``OUT/.cache``).
+    progress:
+        Show progress bars.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe | str | os.PathLike,
+        out: str | os.PathLike,
+        *,
+        data_dir: str | os.PathLike | None = None,
+        scorer: Any = None,
+        cache: bool = True,
+        progress: bool = False,
+        num_threads: int | None = None,
+        stage_hook: Any = None,
+    ) -> None:
+        self.recipe = recipe if isinstance(recipe, Recipe) else Recipe.load(recipe)
+        self.out = Path(out)
+        base = self.recipe.path.parent if self.recipe.path else Path.cwd()
+        self.data_dir = Path(data_dir) if data_dir is not None else base
+        self.scorer = scorer
+        self.cache = cache
+        self.progress = progress
+        self.num_threads = num_threads
+        self.stage_hook = stage_hook
+
+    # -- planning
+
+    def plan(self) -> list[str]:
+        """The stages a run would execute, one line each (``--dry-run``)."""
+        r = self.recipe
+        lines = []
+        for s in r.sources:
+            local = self._local(s)
+            where = str(local) if local is not None else f"hf {s['hf']!r} split {s.get('split', 'train')!r}"
+            lines.append(f"read:{s['name']}: {where} (format {s.get('format', 'auto')})")
+            if s.get("where"):
+                lines.append(f"filter:{s['name']}: keep rows with {s['where']}")
+        if r.select:
+            params = {k: v for k, v in r.select.items() if k != "sources"}
+            lines.append(f"select: pool {r.select['sources']} with {params}")
+        if r.margin:
+            how = (
+                r.margin.get("model")
+                or f"score columns {r.margin.get('chosen_score', 'chosen_score')}/{r.margin.get('rejected_score', 'rejected_score')}"
+            )
+            lines.append(
+                f"margin: {r.margin['sources']} scored by {how}, keep margin > {r.margin.get('min_margin', 0.0)}"
+            )
+        lines.append(f"merge: {[s['name'] for s in r.sources]}")
+        if r.dedup:
+            lines.append(f"dedup: {r.dedup}")
+        if r.decontaminate:
+            lines.append(f"decontaminate: {r.decontaminate}")
+        lines.append(
+            f"write: {self.out} ({r.output.get('format', 'parquet')}), report.md, report.html, summary.json"
+        )
+        return lines
+
+    # -- caching
+
+    def _cache_dir(self, key: str) -> Path:
+        return self.out / ".cache" / key
+
+    def _cached(self, name: str, key: str) -> StageResult | None:
+        d = self._cache_dir(key)
+        if not (self.cache and (d / "done.json").exists()):
+            return None
+        meta = json.loads((d / "done.json").read_text())
+        kept = pq.read_table(d / "kept.parquet")
+        removed = pq.read_table(d / "removed.parquet")
+        return StageResult(name, kept, removed, meta["n_input"], meta.get("info", {}))
+
+    def _store(self, key: str, res: StageResult) -> None:
+        d = self._cache_dir(key)
+        tmp = d.with_name(d.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        pq.write_table(res.kept, tmp / "kept.parquet")
+        pq.write_table(res.removed, tmp / "removed.parquet")
+        (tmp / "done.json").write_text(json.dumps({"n_input": res.n_input, "info": res.info}, default=str))
+        shutil.rmtree(d, ignore_errors=True)
+        tmp.rename(d)
+
+    # -- stages
+
+    def _local(self, s: dict[str, Any]) -> Path | None:
+        """The local copy of a source: its ``path`` under the data folder, if
+        it exists (or if the source has no ``hf`` name to fall back on)."""
+        if "path" not in s:
+            return None
+        p = self.data_dir / s["path"]
+        return p if p.exists() or "hf" not in s else None
+
+    def _read(self, s: dict[str, Any]) -> StageResult:
+        from .pairs import convert_pairs
+
+        src: Any = self._local(s)
+        if src is None:
+            try:
+                import datasets
+            except ImportError:
+                raise PipelineError(
+                    f"source {s['name']!r}: reading {s['hf']!r} needs `datasets` (pip install 'prefcurate[hf]')"
+                ) from None
+            src = datasets.load_dataset(s["hf"], s.get("config"), split=s.get("split", "train"))
+        res = convert_pairs(
+            src,
+            s.get("format", "auto"),
+            source=s["name"],
+            split=s.get("split"),
+            on_invalid=s.get("on_invalid", "quarantine"),
+        )
+        removed = _concat([res.removed, res.quarantine])
+        if removed.num_rows and "stage" in removed.column_names:
+            removed = with_columns(
+                removed, {"stage": pa.array([f"read:{s['name']}"] * removed.num_rows, pa.string())}
+            )
+        # formats that pair two records (HelpSteer2, WildGuardMix) make fewer
+        # pairs than records: the stage counts pairs made + records dropped,
+        # and the records read are in info["convert"]["rows_read"]
+        n = res.pairs.num_rows + removed.num_rows
+        return StageResult(f"read:{s['name']}", res.pairs, removed, n, {"convert": res.stats})
+
+    def _filter(self, name: str, table: pa.Table, where: dict[str, Any]) -> StageResult:
+        import numpy as np
+
+        keep = np.ones(table.num_rows, dtype=bool)
+        why = np.array([None] * table.num_rows, dtype=object)
+        for col, value in where.items():
+            if col not in table.column_names:
+                raise PipelineError(
+                    f"filter:{name}: no column {col!r} to filter on; columns are {table.column_names}"
+                )
+            vals = table.column(col).to_pylist()
+            ok = np.array([v == value for v in vals], dtype=bool)
+            why[keep & ~ok] = f"{col}_not_{str(value).lower()}"
+            keep &= ok
+        from .schema import removed_rows
+
+        idx = np.flatnonzero(~keep)
+        removed = removed_rows(table, idx, f"filter:{name}", why[idx].tolist())
+        return StageResult(
+            f"filter:{name}", table.take(pa.array(np.flatnonzero(keep))), removed, table.num_rows
+        )
+
+    def _select(self, pool: pa.Table) -> StageResult:
+        from .select import PRESETS, select_top_result
+
+        spec = {k: v for k, v in (self.recipe.select or {}).items() if k != "sources"}
+        preset = spec.pop("preset", None)
+        params = dict(PRESETS[preset]) if preset else {}
+        params.update(spec)
+        return select_top_result(pool, num_threads=self.num_threads, **params)
+
+    def _margin(self, table: pa.Table) -> StageResult:
+        from .scoring import RewardScorer, filter_margin
+
+        m = self.recipe.margin or {}
+        if self.scorer is not None and callable(self.scorer) and not hasattr(self.scorer, "score_pairs"):
+            # scores computed elsewhere: scorer(table) -> (chosen scores, rejected scores)
+            res = filter_margin(table, self.scorer(table), min_margin=float(m.get("min_margin", 0.0)))
+            return StageResult("margin", res.kept, res.removed, res.n_input, res.info)
+        if "model" in m or self.scorer is not None:
+            scorer = self.scorer
+            if scorer is None and m.get("model") == DEMO_MODEL:
+                from .demo_model import tiny_reward_model
+
+                model, tokenizer = tiny_reward_model()
+                scorer = RewardScorer(model, tokenizer, device="cpu")
+            if scorer is None:
+                kw = {
+                    k: m[k]
+                    for k in ("device", "dtype", "max_length", "token_budget", "attn_implementation")
+                    if k in m
+                }
+                scorer = RewardScorer(
+                    m["model"], cache_dir=m.get("cache_dir", self.out / ".cache" / "scores"), **kw
+                )
+            res = filter_margin(table, scorer, min_margin=float(m.get("min_margin", 0.0)))
+        else:
+            c, r = m.get("chosen_score", "chosen_score"), m.get("rejected_score", "rejected_score")
+            for col in (c, r):
+                if col not in table.column_names:
+                    raise PipelineError(
+                        f"margin: no model and no score column {col!r}; columns are {table.column_names}"
+                    )
+            scores = (
+                table.column(c).to_numpy(zero_copy_only=False),
+                table.column(r).to_numpy(zero_copy_only=False),
+            )
+            res = filter_margin(table, scores, min_margin=float(m.get("min_margin", 0.0)))
+        return StageResult("margin", res.kept, res.removed, res.n_input, res.info)
+
+    def _dedup(self, table: pa.Table) -> StageResult:
+        from .dedup import dedup
+
+        spec = dict(self.recipe.dedup or {})
+        res = dedup(table, num_threads=self.num_threads, **spec)
+        st = res.stage_result()
+        return StageResult("dedup", st.kept, st.removed, st.n_input, {"summary": res.summary()})
+
+    def _decontaminate(self, table: pa.Table) -> StageResult:
+        from .decontaminate import decontaminate
+
+        spec = dict(self.recipe.decontaminate or {})
+        bench: Any
+        local = self.data_dir / spec["benchmark"] if "benchmark" in spec else None
+        if "hf" in spec and (local is None or not local.exists()):
+            import datasets
+
+            bench = datasets.load_dataset(spec.pop("hf"), split=spec.pop("split", "filtered"))
+            spec.pop("benchmark", None)
+        elif "benchmark" in spec:
+            bench = self.data_dir / spec.pop("benchmark")
+            if not bench.exists():
+                raise FileNotFoundError(f"{bench}: the benchmark file of [decontaminate] (see --data-dir)")
+        else:
+            raise PipelineError("[decontaminate] needs benchmark = <path> or hf = <name>")
+        spec.pop("split", None)
+        spec.pop("hf", None)
+        if "ngram_range" in spec:
+            spec["ngram_range"] = tuple(spec["ngram_range"])
+        res = decontaminate(table, bench, num_threads=self.num_threads, **spec)
+        kept, removed = res.kept, res.removed
+        info = {"summary": res.summary().to_pylist(), "matches": res.matches.num_rows}
+        return StageResult("decontaminate", kept, removed, len(res.contaminated), info)
+
+    # -- running
+
+    def _bench_fingerprint(self) -> Any:
+        spec = self.recipe.decontaminate or {}
+        if "benchmark" in spec and (self.data_dir / spec["benchmark"]).exists():
+            return _fingerprint_path(self.data_dir / spec["benchmark"])
+        return [spec.get("hf"), spec.get("split")]
+
+    def run(self) -> PipelineResult:
+        """Run every stage (reusing the cache), write the outputs and the report."""
+        r = self.recipe
+        self.out.mkdir(parents=True, exist_ok=True)
+        stages: list[StageResult] = []
+        timings: dict[str, float] = {}
+        cached: list[str] = []
+        steps = self.plan()
+
+        with self._progress(len(steps)) as advance:
+
+            def stage(name: str, key: str, fn: Any) -> StageResult:
+                if self.stage_hook:
+                    self.stage_hook(name, "start")
+                t0 = time.perf_counter()
+                res = self._cached(name, key)
+                if res is not None:
+                    cached.append(name)
+                    log.info("%s: cached (%s)", name, key)
+                else:
+                    res = fn()
+                    if res.kept.num_rows + res.removed.num_rows != res.n_input:
+                        raise PipelineError(
+                            f"{name}: {res.n_input} rows in but {res.kept.num_rows} kept + {res.removed.num_rows} removed"
+                        )
+                    self._store(key, res)
+                timings[name] = time.perf_counter() - t0
+                log.info(
+                    "%s: %d in, %d kept, %d removed (%.2f s)",
+                    name,
+                    res.n_input,
+                    res.kept.num_rows,
+                    res.removed.num_rows,
+                    timings[name],
+                )
+                stages.append(res)
+                advance(name)
+                if self.stage_hook:
+                    self.stage_hook(name, "end")
+                return res
+
+            per_source: dict[str, tuple[pa.Table, str]] = {}
+            for s in r.sources:
+                local = self._local(s)
+                fp = (
+                    _fingerprint_path(local)
+                    if local is not None
+                    else {"hf": s["hf"], "config": s.get("config"), "split": s.get("split")}
+                )
+                key = _key("read", __version__, s, fp)
+                res = stage(f"read:{s['name']}", key, lambda s=s: self._read(s))
+                table = res.kept
+                if s.get("where"):
+                    key = _key("filter", key, s["where"])
+                    res = stage(
+                        f"filter:{s['name']}",
+                        key,
+                        lambda t=table, s=s: self._filter(s["name"], t, s["where"]),
+                    )
+                    table = res.kept
+                per_source[s["name"]] = (table, key)
+
+            if r.select:
+                names = r.select["sources"]
+                key = _key("select", r.select, [per_source[n][1] for n in names])
+                pool = _concat([per_source[n][0] for n in names])
+                res = stage("select", key, lambda: self._select(pool))
+                for n in names:  # the selected rows, back to their sources in pool order
+                    per_source[n] = (res.kept.filter(pc.equal(res.kept.column("source"), n)), key)
+
+            if r.margin:
+                names = r.margin["sources"]
+                key = _key(
+                    "margin",
+                    {k: v for k, v in r.margin.items() if k != "cache_dir"},
+                    [per_source[n][1] for n in names],
+                )
+                part = _concat([per_source[n][0] for n in names])
+                res = stage("margin", key, lambda: self._margin(part))
+                for n in names:
+                    per_source[n] = (res.kept.filter(pc.equal(res.kept.column("source"), n)), key)
+
+            merged = _concat([per_source[s["name"]][0] for s in r.sources])
+            key = _key("merge", [per_source[s["name"]][1] for s in r.sources])
+            res = stage(
+                "merge", key, lambda: StageResult("merge", merged, merged.slice(0, 0), merged.num_rows)
+            )
+            table = res.kept
+
+            if r.dedup:
+                key = _key("dedup", r.dedup, key)
+                table = stage("dedup", key, lambda t=table: self._dedup(t)).kept
+            if r.decontaminate:
+                key = _key("decontaminate", r.decontaminate, self._bench_fingerprint(), key)
+                table = stage("decontaminate", key, lambda t=table: self._decontaminate(t)).kept
+
+            result = PipelineResult(r, self.out, table, stages, timings, cached)
+            self._write(result)
+            advance("write")
+        return result
+
+    @contextlib.contextmanager
+    def _progress(self, total: int) -> Iterator[Any]:
+        if not self.progress:
+            yield lambda name: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as bar:
+            task = bar.add_task(self.recipe.name, total=total)
+
+            def advance(name: str) -> None:
+                bar.update(task, advance=1, description=f"{self.recipe.name}: {name}")
+
+            yield advance
+
+    def _write(self, result: PipelineResult) -> None:
+        from .io import write_table
+        from .report import write_report
+
+        fmt = self.recipe.output.get("format", "parquet")
+        write_table(result.final, self.out / f"{self.recipe.name}.{fmt}")
+        removed_dir = self.out / "removed"
+        removed_dir.mkdir(exist_ok=True)
+        for s in result.stages:
+            if s.removed.num_rows:
+                write_table(s.removed, removed_dir / f"{s.stage.replace(':', '-')}.parquet")
+        (self.out / "summary.json").write_text(
+            json.dumps(result.summary(), indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        write_report(result, self.out)
+
+
+def run_recipe(recipe: str | os.PathLike | Recipe, out: str | os.PathLike, **kwargs: Any) -> PipelineResult:
+    """``Pipeline(recipe, out, **kwargs).run()``."""
+    return Pipeline(recipe, out, **kwargs).run()
+
+
+def recipes_dir() -> Path:
+    """The recipes shipped with prefcurate."""
+    from importlib import resources
+
+    return Path(str(resources.files("prefcurate") / "recipes"))
+
+
+def _main_log() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)

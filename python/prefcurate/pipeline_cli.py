@@ -1,0 +1,71 @@
+"""``prefcurate run RECIPE``: the whole curation from a TOML recipe."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from .pipeline import Pipeline, recipes_dir
+
+
+def resolve_recipe(name: str) -> Path:
+    """A recipe path, or the name of a shipped recipe (``skywork-80k-v0.2``)."""
+    p = Path(name)
+    if p.exists():
+        return p
+    shipped = recipes_dir() / (name if name.endswith(".toml") else f"{name}.toml")
+    if shipped.exists():
+        return shipped
+    known = sorted(x.stem for x in recipes_dir().glob("*.toml"))
+    raise FileNotFoundError(f"{name}: no such recipe file, and not a shipped recipe ({', '.join(known)})")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    console = Console(stderr=True)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+    logging.getLogger("prefcurate").setLevel(logging.INFO)
+    pipe = Pipeline(
+        resolve_recipe(args.recipe),
+        args.out,
+        data_dir=args.data_dir,
+        cache=not args.no_cache,
+        progress=console.is_terminal and not args.dry_run,
+        num_threads=args.threads,
+    )
+    if args.dry_run:
+        console.print(f"[bold]{pipe.recipe.name}[/bold]: {pipe.recipe.description}")
+        for i, line in enumerate(pipe.plan(), 1):
+            console.print(f"{i:2}. {line}", highlight=False)
+        return 0
+    res = pipe.run()
+    for s in res.summary()["stages"]:
+        flag = " (cached)" if s["cached"] else ""
+        console.print(
+            f"{s['name']:>22}: {s['input']:>8} in {s['kept']:>8} kept {s['removed']:>7} removed{flag}",
+            highlight=False,
+        )
+    console.print(
+        f"[bold]{res.final.num_rows}[/bold] pairs; report: [bold]{Path(args.out) / 'report.html'}[/bold]"
+    )
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a curation recipe (TOML) end to end, with an audit report")
+    p.add_argument("recipe", help="a recipe file, or a shipped recipe: skywork-80k-v0.1, skywork-80k-v0.2")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--data-dir", default=None, help="where the recipe's local copies (path = ...) are")
+    p.add_argument("--dry-run", action="store_true", help="print the plan only")
+    p.add_argument("--no-cache", action="store_true", help="recompute every stage")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every stage with its timing")
+    p.set_defaults(func=cmd_run)
