@@ -81,6 +81,9 @@ impl Method {
 
 const NONE: u32 = u32::MAX;
 
+/// A doc's (token hash, position) pairs, sorted.
+type SortedTokens = Box<[(u64, u32)]>;
+
 /// A distinct shortest n-gram of the benchmark.
 #[derive(Debug, Clone, Copy, Default)]
 struct Root {
@@ -202,9 +205,9 @@ pub struct BenchmarkIndex {
     filter_shift: u32,
     /// distinct roots per doc
     doc_grams: Vec<u32>,
-    /// per doc (ranges of `tok_start`): (token hash, position) sorted, to find
-    /// where a training token occurs in a benchmark doc
-    doc_sorted: Vec<(u64, u32)>,
+    /// per doc: (token hash, position) sorted, to find where a training
+    /// token occurs in a benchmark doc (built when first needed)
+    doc_sorted: Vec<OnceLock<SortedTokens>>,
 }
 
 /// A (training row, benchmark doc) pair with a positive reference score.
@@ -459,19 +462,7 @@ impl BenchmarkIndex {
         }
         tok_start.push(tok_hash.len());
         drop(parts);
-        let doc_sorted = (0..n_docs)
-            .into_par_iter()
-            .flat_map_iter(|d| {
-                let (a, b) = (tok_start[d], tok_start[d + 1]);
-                let mut v: Vec<(u64, u32)> = tok_hash[a..b]
-                    .iter()
-                    .enumerate()
-                    .map(|(q, &h)| (h, q as u32))
-                    .collect();
-                v.sort_unstable();
-                v
-            })
-            .collect();
+        let doc_sorted = (0..n_docs).map(|_| OnceLock::new()).collect();
 
         let max_len = match method {
             Method::Reference { max_n, .. } => max_n,
@@ -838,7 +829,12 @@ impl BenchmarkIndex {
             + self.occurrences.capacity() * 8
             + self.subtrees.capacity() * std::mem::size_of::<OnceLock<Subtree>>()
             + self.filter.capacity() * 8
-            + self.doc_sorted.capacity() * 16
+            + self
+                .doc_sorted
+                .iter()
+                .filter_map(|d| d.get())
+                .map(|d| d.len() * 16)
+                .sum::<usize>()
             + subtrees
     }
 
@@ -1178,7 +1174,16 @@ impl BenchmarkIndex {
     fn longest_run(&self, view: &DocView<'_>, doc: usize) -> Option<(usize, usize)> {
         let base = self.tok_start[doc];
         let t = self.tok_start[doc + 1] - base;
-        let sorted = &self.doc_sorted[base..base + t];
+        // built on first use: only docs that a flagged row matches need it
+        let sorted = self.doc_sorted[doc].get_or_init(|| {
+            let mut v: Vec<(u64, u32)> = self.tok_hash[base..base + t]
+                .iter()
+                .enumerate()
+                .map(|(q, &h)| (h, q as u32))
+                .collect();
+            v.sort_unstable();
+            v.into_boxed_slice()
+        });
         let same = |p: usize, q: usize| {
             view.hashes[p] == self.tok_hash[base + q] && view.bytes(p) == self.token(base + q)
         };
