@@ -96,22 +96,17 @@ pub fn exact_groups(
     if n >= u32::MAX as usize {
         return Err(CoreError::InvalidArgument("more than 2^32 - 1 rows".into()));
     }
-    let rows: Vec<usize> = (0..n).collect();
-    let mut keys: Vec<(u128, u32)> = rows
-        .par_chunks(CHUNK)
-        .flat_map_iter(|chunk| {
-            let (mut p, mut key, mut tmp) = (Vec::new(), String::new(), String::new());
-            chunk
-                .iter()
-                .map(|&i| {
-                    p.clear();
-                    parts(i, &mut p);
-                    key_into(tables, norm, &p, &mut key, &mut tmp);
-                    (hash128(key.as_bytes()), i as u32)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut keys: Vec<(u128, u32)> = vec![(0, 0); n];
+    keys.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dst)| {
+        let (mut p, mut key, mut tmp) = (Vec::new(), String::new(), String::new());
+        for (k, slot) in dst.iter_mut().enumerate() {
+            let i = c * CHUNK + k;
+            p.clear();
+            parts(i, &mut p);
+            key_into(tables, norm, &p, &mut key, &mut tmp);
+            *slot = (hash128(key.as_bytes()), i as u32);
+        }
+    });
     keys.par_sort_unstable();
     let mut group: Vec<u32> = (0..n as u32).collect();
     // runs of equal keys: check by comparing the normalised rows
@@ -368,6 +363,45 @@ pub fn signatures(
             out
         })
         .collect()
+}
+
+/// LSH band keys of every row, straight from its shingles: the signatures
+/// are made chunk by chunk and never held for all rows (memory: `bands`
+/// keys of 8 bytes per row).
+#[allow(clippy::too_many_arguments)]
+pub fn row_band_keys(
+    tables: &UnicodeTables,
+    norm: Norm,
+    kind: Shingle,
+    family: &Family,
+    n: usize,
+    parts: &PartsFn<'_>,
+    bands: usize,
+    rows: usize,
+) -> Result<Vec<u64>> {
+    let num_perm = family.num_perm();
+    band_keys(&[], num_perm, bands, rows)?; // checks the banding
+    let chunks: Vec<(usize, usize)> = (0..n)
+        .step_by(CHUNK)
+        .map(|a| (a, (a + CHUNK).min(n)))
+        .collect();
+    let parts_out: Vec<Vec<u64>> = chunks
+        .par_iter()
+        .map(|&(a, b)| {
+            let mut sh = Shingler::new(tables, norm, kind);
+            let (mut p, mut s, mut sig) = (Vec::new(), Vec::new(), Vec::new());
+            let mut sigs = Vec::with_capacity((b - a) * num_perm);
+            for i in a..b {
+                p.clear();
+                parts(i, &mut p);
+                sh.strings(&p, &mut s);
+                signature(family, &s, &mut sig);
+                sigs.extend_from_slice(&sig);
+            }
+            band_keys(&sigs, num_perm, bands, rows).expect("banding checked")
+        })
+        .collect();
+    Ok(parts_out.concat())
 }
 
 /// LSH band keys: `bands` keys per row from its signature (`rows` values
