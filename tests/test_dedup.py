@@ -104,6 +104,24 @@ def test_degenerate_and_contradictory_pairs():
     assert r.n_removed == 0
 
 
+def test_copies_of_a_removed_first_row_still_link_to_each_other():
+    # at prompt level all three rows share the prompt; the first is removed as
+    # degenerate, so the other two must still be exact duplicates of each other
+    t = pairs_table(
+        [
+            ("a", "s", "Q1", "same", "same", 0),
+            ("b", "s", "Q1", "x", "y", 0),
+            ("c", "s", "Q1", "z", "w", 0),
+            ("d", "s", "Q1", "u", "v", 0),
+        ]
+    )
+    for method in ("exact", "minhash"):
+        r = prefcurate.dedup(t, level="prompt", method=method, ngram=2)
+        assert r.reason.tolist() == ["degenerate_pair", None, "exact_duplicate", "exact_duplicate"]
+        assert r.duplicate_of.tolist() == [-1, -1, 1, 1]
+        assert r.stage_result().summary()["kept"] == 1
+
+
 def test_datasketch_signatures_are_identical_in_datasketch_mode():
     datasketch = pytest.importorskip("datasketch")
     texts = [

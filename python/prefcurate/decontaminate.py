@@ -163,6 +163,8 @@ def decontaminate(
     spans: bool = True,
     num_threads: int | None = None,
     progress: ProgressArg = False,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> DecontaminationResult:
     """Find training prompts that overlap benchmark prompts and split the rows.
 
@@ -193,7 +195,32 @@ def decontaminate(
         Threads for the scan (default: all cores).  Results do not depend on it.
     progress:
         ``True`` for a progress bar, or a ``callable(done, total)``.
+    engine, ray_options:
+        ``"local"`` (default) or ``"ray"``: scan on a Ray Data cluster (the
+        reference method; ``train`` may also be a ``ray.data.Dataset`` or
+        Parquet shards); ``kept`` and ``removed`` are then lazy Ray datasets
+        and the rest of the result is the same.  ``ray_options``: a dict or
+        :class:`prefcurate.ray_engine.RayOptions` (batch size, partitions...).
     """
+    from .ray_engine import check_engine
+
+    if check_engine(engine):
+        from . import ray_engine
+
+        return ray_engine.decontaminate(
+            train,
+            benchmark,
+            ngram_range=ngram_range,
+            method=method,
+            text=text,
+            benchmark_text=benchmark_text,
+            benchmark_id=benchmark_id,
+            benchmark_subset=benchmark_subset,
+            n=n,
+            min_tokens=min_tokens,
+            spans=spans,
+            options=ray_options,
+        )
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
     lo, hi = _check_range(ngram_range)

@@ -329,6 +329,8 @@ def dedup(
     pair_checks: bool = True,
     against: DedupIndex | None = None,
     num_threads: int | None = None,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> DedupResult:
     """Remove duplicates (see the module docstring).
 
@@ -361,7 +363,20 @@ def dedup(
     against:
         A :class:`DedupIndex`: remove rows that duplicate its rows instead
         (and each other's, as usual); the index's settings apply.
+    engine, ray_options:
+        ``"local"`` (default) or ``"ray"``: run on a Ray Data cluster (keys
+        and LSH band keys per batch, shuffles by key, verification in
+        buckets, union-find on the driver); the same result, with ``kept``
+        and ``removed`` as lazy Ray datasets.  ``ray_options``: a dict or
+        :class:`prefcurate.ray_engine.RayOptions`.  Not with ``against``.
     """
+    from .ray_engine import check_engine
+
+    on_ray = check_engine(engine)
+    if on_ray and against is not None:
+        raise InvalidInputError(
+            "dedup: engine='ray' does not take against= (a DedupIndex); use engine='local'"
+        )
     if against is not None:
         return against._dedup(data, text=text, keep=keep, score=score, source=source, num_threads=num_threads)
     if level not in LEVELS:
@@ -371,6 +386,31 @@ def dedup(
     if not 0.0 <= threshold <= 1.0:
         raise InvalidInputError(f"dedup: threshold must be in [0, 1], got {threshold}")
     ensure_tables()
+    if on_ray:
+        from . import ray_engine
+
+        return ray_engine.dedup(
+            data,
+            level=level,
+            method=method,
+            threshold=threshold,
+            text=text,
+            keep=keep,
+            score=score,
+            source=source,
+            nfkc=nfkc,
+            lowercase=lowercase,
+            whitespace=whitespace,
+            shingle=shingle,
+            ngram=ngram,
+            num_perm=num_perm,
+            bands=bands,
+            rows=rows,
+            permutations_=permutations_,
+            seed=seed,
+            pair_checks=pair_checks,
+            options=ray_options,
+        )
     d = _as_data(data, text)
     params = {
         "level": level,
@@ -445,8 +485,8 @@ def _run(
 
     exact = _core.dedup_exact(level=level, norm_opts=norm, num_threads=num_threads, **kw).astype(np.int64)
     links = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    edges_i = [np.flatnonzero(exact != np.arange(n))]
-    edges_j = [exact[edges_i[0]]]
+    ex_i, ex_j = exact_edges(exact, alive)
+    edges_i, edges_j = [ex_i], [ex_j]
     if params["method"] == "minhash":
         a, b = permutations(params["num_perm"], params["seed"])
         near = _core.dedup_near(
@@ -511,6 +551,20 @@ def _run(
         {"i": pa.array(links[0]), "j": pa.array(links[1]), "jaccard": pa.array(links[2])}
     )
     return out
+
+
+def exact_edges(exact: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges linking every alive row to the first *alive* row with the same
+    exact key (``exact[i]`` is the first row of ``i``'s group).  Linking to the
+    group's first row instead would leave later copies unlinked whenever that
+    first row was already removed (degenerate or contradictory)."""
+    idx = np.flatnonzero(alive)
+    if len(idx) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    _, first, inverse = np.unique(exact[idx], return_index=True, return_inverse=True)
+    target = idx[first][inverse]
+    keep = target != idx
+    return idx[keep].astype(np.int64), target[keep].astype(np.int64)
 
 
 # ---------------------------------------------------------------- against an index

@@ -460,6 +460,8 @@ class RewardScorer:
         model_kwargs: dict[str, Any] | None = None,
     ):
         _torch()  # a clear error when the scoring extra is missing
+        # the settings, to build replicas elsewhere (engine="ray")
+        self._settings = {k: v for k, v in locals().items() if k not in ("self", "model", "tokenizer")}
         if truncation not in ("left", "error"):
             raise InvalidInputError(f"truncation={truncation!r}: expected 'left' or 'error'")
         if max_length < 2:
@@ -478,6 +480,7 @@ class RewardScorer:
         self._bos_warned = False
         self._labels: Callable[[int], str] | None = None
 
+        self._model_name = str(model) if isinstance(model, (str, os.PathLike)) else None
         if isinstance(model, (str, os.PathLike)):
             name = str(model)
             self.dtype = _resolve_dtype(dtype, on_cuda)
@@ -629,6 +632,21 @@ class RewardScorer:
             h.update(p.detach().reshape(-1)[:65536].float().cpu().numpy().tobytes())
         return h.digest()
 
+    def _ray_spec(self) -> dict[str, Any]:
+        """Constructor arguments for a replica of this scorer in another
+        process (``device`` is set there): the model by name, or a CPU copy
+        of the model object."""
+        spec = dict(self._settings)
+        name = self._model_name
+        spec["model"] = name if name is not None else copy.deepcopy(self.model).to("cpu")
+        spec["tokenizer"] = self.tokenizer
+        spec["chat_template"] = None  # already set on the tokenizer
+        if name is None and spec.get("dtype") is None:
+            spec["dtype"] = self.dtype
+        if spec.get("model_id") is None:
+            spec["model_id"] = self.model_id or None
+        return spec
+
     def __repr__(self) -> str:
         devs = ", ".join(str(d) for d in self.devices)
         return (
@@ -736,10 +754,29 @@ class RewardScorer:
 
         return self._run(len(rows), encode, progress)
 
-    def score_pairs(self, pairs: pa.Table, *, progress: ProgressArg = None) -> pa.Table:
+    def score_pairs(
+        self,
+        pairs: pa.Table,
+        *,
+        progress: ProgressArg = None,
+        engine: str = "local",
+        ray_options: Any = None,
+    ) -> pa.Table:
         """``pairs`` with ``chosen_score``, ``rejected_score`` (float32),
         ``chosen_truncated`` and ``rejected_truncated`` (bool) added; chosen
-        and rejected are scored in one pass."""
+        and rejected are scored in one pass.
+
+        ``engine="ray"``: score on a Ray Data cluster with an actor pool (one
+        actor per GPU, ``num_gpus=1``; CPU actors when the cluster has no
+        GPU), each holding a replica built with this scorer's settings;
+        ``pairs`` may also be a ``ray.data.Dataset`` or Parquet shards, and the
+        result is a lazy Ray dataset in row order."""
+        from .ray_engine import check_engine
+
+        if check_engine(engine):
+            from . import ray_engine
+
+            return ray_engine.score_pairs(self, pairs, ray_options)
         table = _as_pair_table(pairs)
         for col in ("chosen", "rejected"):
             if col not in table.column_names:

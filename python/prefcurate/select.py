@@ -223,6 +223,30 @@ def _run(
     return out
 
 
+def _on_ray(engine: str) -> bool:
+    from .ray_engine import check_engine
+
+    return check_engine(engine)
+
+
+def _ray_args(args: dict[str, Any]) -> dict[str, Any]:
+    """The selection arguments, for the Ray engine."""
+    names = (
+        "score",
+        "group_by",
+        "k",
+        "fraction",
+        "default_fraction",
+        "offset_by",
+        "offsets",
+        "tie_break",
+        "default_k",
+        "group_map",
+        "group_default",
+    )
+    return {n: args[n] for n in names}
+
+
 _DOC_PARAMS = """
     Parameters
     ----------
@@ -247,6 +271,11 @@ _DOC_PARAMS = """
         (if given), else ``g``.  Skywork: Math, Coding & Debugging, other.
     num_threads:
         Threads (default: all cores); the result does not depend on it.
+    engine, ray_options:
+        ``"local"`` (default) or ``"ray"``: select on a Ray Data cluster
+        (``table`` may also be a ``ray.data.Dataset`` or Parquet shards); the
+        same rows, with the table results as lazy Ray datasets
+        (``select_top_result`` gives a :class:`prefcurate.ray_engine.RayStageResult`).
 """
 
 
@@ -265,8 +294,14 @@ def select_top_indices(
     group_map: Mapping[Any, Any] | None = None,
     group_default: Any = None,
     num_threads: int | None = None,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> np.ndarray:
     """Indices (ascending, int64) of the rows :func:`select_top` keeps."""
+    if _on_ray(engine):
+        from . import ray_engine
+
+        return ray_engine.select_top_indices(table, _ray_args(locals()), ray_options)
     t = _table(table)
     out = _run(
         t,
@@ -302,8 +337,14 @@ def select_top(
     group_map: Mapping[Any, Any] | None = None,
     group_default: Any = None,
     num_threads: int | None = None,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> pa.Table:
     """The top rows of each group, in their original order."""
+    if _on_ray(engine):
+        from . import ray_engine
+
+        return ray_engine.select_top(table, _ray_args(locals()), ray_options)
     t = _table(table)
     idx = select_top_indices(
         t,
@@ -338,10 +379,17 @@ def select_top_result(
     group_map: Mapping[Any, Any] | None = None,
     group_default: Any = None,
     num_threads: int | None = None,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> StageResult:
     """Kept and removed rows.  Removed rows carry ``stage``, ``reason``,
     ``select_group``, ``rank`` (1-based within the group), ``adjusted_score``
     and ``cutoff_score`` (the group's last kept score; null if it keeps none)."""
+    if _on_ray(engine):
+        from . import ray_engine
+
+        # a RayStageResult: the same fields, with kept / removed as Ray datasets
+        return ray_engine.select_top_result(table, _ray_args(locals()), ray_options)  # type: ignore[return-value]
     t = _table(table)
     out = _run(
         t,
