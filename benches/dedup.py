@@ -2,24 +2,44 @@
 """Near-duplicate benchmark: prefcurate.dedup against datasketch and rensa on
 the same task, each tool in its own process, in one run.
 
-    python benches/dedup.py [--rows 50000] [--threshold 0.8]
+    python benches/dedup.py [--rows 200000] [--threshold 0.8] [--tools ...]
 
-Corpus (seeded): synthetic prompts (lognormal length, mean about 100 words
-from the RewardBench reconstruction's vocabulary) plus planted near
-duplicates: 10 % of the rows get a copy with random words replaced, at a
-known Jaccard similarity of their word 5-gram shingle sets between 0.5 and
-1.0, and 2 % an exact copy.  Every tool shingles the same way (lower-cased
-\\b\\w\\w+\\b tokens, word 5-grams; peers shingle in Python, as their users do),
-uses 128 permutations and LSH for the threshold, and reports its duplicate
-pairs / clusters.  Measured: time from texts in memory to the clusters,
-peak RSS, recall on planted pairs at Jaccard >= threshold + 0.05, and
-links below the threshold (prefcurate verifies every candidate; the peers
-report LSH candidates as they are).
+Corpus (seeded): documents of words drawn Zipf-like (p ~ 1 / (rank + 2.7))
+from the vocabulary of ``rewardbench_reconstructed.jsonl`` (its lower-cased
+``\\b\\w\\w+\\b`` tokens, ranked by frequency), lognormal length with mean
+150 words (clipped to 10..2000); 10 % of the rows are planted near
+duplicates of another row, made by editing 1-8 % of its words (60 %
+substitutions, 20 % insertions, 20 % deletions, new words from the same
+Zipf law); rows are shuffled.  Ground truth: the exact Jaccard similarity of
+the two documents' sets of lower-cased whitespace word 5-grams.
+
+Every tool starts from the raw texts in memory and is timed through
+tokenisation and shingling to its duplicate decisions, with 128 permutations
+and threshold 0.8:
+
+- prefcurate: ``prefcurate.dedup(texts, ngram=5)`` (word 5-grams of its
+  tokeniser, which for this vocabulary are exactly the whitespace 5-grams:
+  checked below; every LSH candidate verified by exact Jaccard), 2 threads
+  and 1 thread;
+- datasketch: its documented ``MinHash.generator`` + ``MinHashLSH``
+  query-then-insert loop, Python shingling;
+- rensa: ``RMinHashDeduplicator(use_lsh=True).add_pairs`` on full shingle
+  sets, with its default bands and with 16 bands, Python shingling.
+
+Reported per tool: median seconds (prefcurate: of 3 runs after a warm-up;
+peers: one run after a warm-up), peak RSS of its process during the timed
+runs and that peak over the RSS with the texts loaded ("+MB"; the "load
+only" row is the RSS of the texts alone), recall on planted pairs at Jaccard >= 0.85
+(same cluster), the links it reports and how many join rows under the
+threshold.  rensa's deduplicator returns keep flags, not links: after the
+timed run its links are read back (untimed) with ``get_duplicates`` for each
+row it flagged.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -36,64 +56,164 @@ HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent.parent / "shared" / "data" / "benchmark" / "rewardbench_reconstructed.jsonl"
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
 N = 5
+PERM = 128
 
 
-def shingles(text: str) -> set[str]:
-    t = TOKEN.findall(text.lower())
-    if len(t) < N:
-        return {" ".join(t)} if t else set()
-    return {" ".join(t[i : i + N]) for i in range(len(t) - N + 1)}
+def shingles(text: str) -> list[str]:
+    """Lower-cased whitespace word 5-grams (the peers' shingling and the
+    ground truth's)."""
+    w = text.lower().split()
+    if len(w) < N:
+        return [" ".join(w)] if w else []
+    return [" ".join(w[i : i + N]) for i in range(len(w) - N + 1)]
 
 
-def jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a | b else 1.0
+def jaccard(a: str, b: str) -> float:
+    x, y = set(shingles(a)), set(shingles(b))
+    return len(x & y) / len(x | y) if x | y else 1.0
 
 
-def generate(rows: int, seed: int) -> tuple[list[str], list[tuple[int, int, float]]]:
+def generate(rows: int, seed: int) -> tuple[list[str], list[tuple[int, int]]]:
     bench = [json.loads(x)["prompt"] for x in open(BENCH, encoding="utf-8")]
-    vocab, counts = np.unique(
+    words, counts = np.unique(
         np.array([t for b in bench for t in TOKEN.findall(b.lower())], dtype=object), return_counts=True
     )
+    vocab = words[np.argsort(-counts, kind="stable")]
+    p = 1.0 / (np.arange(len(vocab)) + 2.7)
+    p /= p.sum()
     rng = np.random.default_rng(seed)
-    n_base = int(rows / 1.12)
-    lens = np.maximum(8, rng.lognormal(np.log(100) - 0.18, 0.6, n_base).astype(int))
-    words = vocab[rng.choice(len(vocab), size=int(lens.sum()), p=counts / counts.sum())]
-    texts, pos = [], 0
-    for n in lens:
-        texts.append(" ".join(words[pos : pos + n]))
-        pos += n
+    n_plant = rows // 10
+    n_base = rows - n_plant
+    sigma = 0.5
+    lens = np.clip(rng.lognormal(np.log(150) - sigma**2 / 2, sigma, n_base), 10, 2000).astype(int)
+    ids = rng.choice(len(vocab), size=int(lens.sum()), p=p)
+    docs = np.split(ids, np.cumsum(lens)[:-1])
+    texts = [" ".join(vocab[d]) for d in docs]
     planted = []
-    for i in rng.choice(n_base, int(0.10 * rows), replace=False).tolist():
-        w = texts[i].split()
-        base = shingles(texts[i])
-        target = rng.uniform(0.5, 1.0)
-        v = w[:]
-        j = 1.0
-        while j > target:
-            v[int(rng.integers(len(v)))] = f"zq{int(rng.integers(10**9))}"
-            j = jaccard(base, shingles(" ".join(v)))
-        planted.append((i, len(texts), j))
-        texts.append(" ".join(v))
-    for i in rng.choice(n_base, rows - len(texts), replace=False).tolist():
-        planted.append((i, len(texts), 1.0))
-        texts.append(texts[i])
-    return texts, planted
+    for i in rng.choice(n_base, n_plant, replace=False).tolist():
+        w = list(docs[i])
+        for _ in range(max(1, round(len(w) * rng.uniform(0.01, 0.08)))):
+            op, at = rng.random(), int(rng.integers(len(w)))
+            new = int(rng.choice(len(vocab), p=p))
+            if op < 0.6:
+                w[at] = new
+            elif op < 0.8:
+                w.insert(at, new)
+            elif len(w) > N + 1:
+                del w[at]
+        planted.append((i, len(texts)))
+        texts.append(" ".join(vocab[w]))
+    perm = rng.permutation(len(texts))
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(len(texts))
+    return [texts[j] for j in perm], [(int(inv[a]), int(inv[b])) for a, b in planted]
 
 
 # ---------------------------------------------------------------- tools
 
 
-def run_prefcurate(texts, threshold):
+def run_prefcurate(texts, threshold, threads=None):
     import prefcurate
 
-    res = prefcurate.dedup(texts, threshold=threshold, ngram=N, num_perm=128)
-    return res.cluster_id.tolist(), [
-        (i, j) for i, j in zip(res.links["i"].to_pylist(), res.links["j"].to_pylist())
-    ]
+    res = prefcurate.dedup(texts, threshold=threshold, ngram=N, num_perm=PERM, num_threads=threads)
+    return res.links["i"].to_pylist(), res.links["j"].to_pylist()
 
 
-def _clusters(n, pairs):
-    parent = list(range(n))
+def run_prefcurate_1(texts, threshold):
+    return run_prefcurate(texts, threshold, threads=1)
+
+
+def run_datasketch(texts, threshold):
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=PERM)
+    li, lj = [], []
+    sets = ([s.encode("utf-8") for s in set(shingles(t))] for t in texts)
+    for i, m in enumerate(MinHash.generator(sets, num_perm=PERM)):
+        for j in lsh.query(m):
+            li.append(j)
+            lj.append(i)
+        lsh.insert(i, m)
+    return li, lj
+
+
+def _rensa(texts, threshold, bands):
+    from rensa import RMinHashDeduplicator
+
+    d = RMinHashDeduplicator(threshold=threshold, num_perm=PERM, use_lsh=True, num_bands=bands)
+    keep = d.add_pairs((str(i), shingles(t)) for i, t in enumerate(texts))
+    return d, keep
+
+
+def _rensa_links(texts, d, keep):
+    from rensa import RMinHash
+
+    li, lj = [], []
+    for i in (k for k, x in enumerate(keep) if not x):
+        m = RMinHash(num_perm=PERM, seed=42)
+        m.update(shingles(texts[i]))
+        for key in d.get_duplicates(m):
+            li.append(int(key))
+            lj.append(i)
+    return li, lj
+
+
+def run_rensa(texts, threshold):
+    return _rensa(texts, threshold, None)
+
+
+def run_rensa_16(texts, threshold):
+    return _rensa(texts, threshold, 16)
+
+
+def run_load(texts, threshold):
+    return [], []
+
+
+TOOLS = {
+    "load only": run_load,
+    "prefcurate": run_prefcurate,
+    "prefcurate 1 thread": run_prefcurate_1,
+    "datasketch": run_datasketch,
+    "rensa": run_rensa,
+    "rensa 16 bands": run_rensa_16,
+}
+REPEAT = {"prefcurate": 3, "prefcurate 1 thread": 3}
+
+
+def _status_mb(field: str) -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker(tool: str, work: Path, threshold: float) -> None:
+    texts = json.loads((work / "texts.json").read_text())
+    TOOLS[tool](texts[:50], threshold)  # warm-up
+    import gc
+
+    gc.collect()
+    loaded = _status_mb("VmRSS")
+    # reset the peak (Linux): the peak below is the run's, not the JSON load's
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    secs, out = [], None
+    for _ in range(REPEAT.get(tool, 1)):
+        t0 = time.perf_counter()
+        out = TOOLS[tool](texts, threshold)
+        secs.append(time.perf_counter() - t0)
+    peak = _status_mb("VmHWM")
+    if tool.startswith("rensa"):
+        out = _rensa_links(texts, *out)
+    assert out is not None
+    (work / "result.json").write_text(
+        json.dumps({"seconds": secs, "i": out[0], "j": out[1], "loaded_mb": loaded, "run_peak_mb": peak})
+    )
+
+
+def _clusters(n: int, li: list[int], lj: list[int]) -> np.ndarray:
+    parent = np.arange(n)
 
     def find(x):
         while parent[x] != x:
@@ -101,87 +221,53 @@ def _clusters(n, pairs):
             x = parent[x]
         return x
 
-    for a, b in pairs:
+    for a, b in zip(li, lj):
         ra, rb = find(a), find(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
-    roots = [find(x) for x in range(n)]
-    size = np.bincount(roots, minlength=n)
-    return [r if size[r] > 1 else -1 for r in roots]
+    return np.array([find(x) for x in range(n)])
 
 
-def run_datasketch(texts, threshold):
-    from datasketch import MinHash, MinHashLSH
+def check_shingles(texts: list[str]) -> None:
+    """prefcurate's word 5-grams equal the peers' whitespace 5-grams here."""
+    from prefcurate import _core
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=128)
-    pairs = []
-    for i, t in enumerate(texts):
-        m = MinHash(num_perm=128)
-        m.update_batch([s.encode("utf-8") for s in shingles(t)])
-        for j in lsh.query(m):
-            pairs.append((j, i))
-        lsh.insert(i, m)
-    return _clusters(len(texts), pairs), pairs
-
-
-def run_rensa(texts, threshold):
-    from rensa import RMinHash, RMinHashLSH
-
-    # rensa needs num_bands to divide num_perm: 16 bands of 8 rows
-    bands = 16
-    lsh = RMinHashLSH(threshold=threshold, num_perm=128, num_bands=bands)
-    pairs = []
-    for i, t in enumerate(texts):
-        m = RMinHash(num_perm=128, seed=42)
-        m.update(list(shingles(t)))
-        for j in lsh.query(m):
-            pairs.append((j, i))
-        lsh.insert(i, m)
-    return _clusters(len(texts), pairs), pairs
-
-
-TOOLS = {"prefcurate": run_prefcurate, "datasketch": run_datasketch, "rensa": run_rensa}
-
-
-def worker(tool: str, work: Path, threshold: float, repeat: int) -> None:
-    texts = json.loads((work / "texts.json").read_text())
-    TOOLS[tool](texts[:50], threshold)  # warm-up
-    secs, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = TOOLS[tool](texts, threshold)
-        secs.append(time.perf_counter() - t0)
-    assert out is not None
-    cl, pairs = out
-    (work / f"{tool}.json").write_text(
-        json.dumps({"seconds": secs, "cluster": cl, "pairs": pairs[:2_000_000]})
-    )
+    for t in texts[:300]:
+        ours = _core.shingles(t, norm_opts=(True, True, True), shingle_kind="word", shingle_n=N)
+        assert sorted(s.decode() for s in ours) == sorted(shingles(t)), t[:80]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=50_000)
+    ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--tools", nargs="+", default=list(TOOLS))
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
+    ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.work, args.threshold, args.repeat)
+        worker(args.worker, args.work, args.threshold)
         return 0
     work = Path(tempfile.mkdtemp(prefix="prefcurate-dedup-"))
     t0 = time.perf_counter()
     texts, planted = generate(args.rows, args.seed)
     (work / "texts.json").write_text(json.dumps(texts))
     mb = sum(len(t.encode()) for t in texts) / 2**20
+    words = sum(len(t.split()) for t in texts) / len(texts)
+    truth = [(a, b, jaccard(texts[a], texts[b])) for a, b in planted]
+    high = [(a, b) for a, b, j in truth if j >= args.threshold + 0.05]
     print(
-        f"{len(texts):,} texts ({mb:.1f} MB), {len(planted):,} planted pairs, generated in {time.perf_counter() - t0:.1f} s"
+        f"{len(texts):,} documents ({mb:.1f} MB, mean {words:.0f} words), {len(planted):,} planted near duplicates "
+        f"({len(high):,} at Jaccard >= {args.threshold + 0.05:.2f}; Jaccard of planted pairs "
+        f"{min(j for *_, j in truth):.2f}-{max(j for *_, j in truth):.2f}), generated in {time.perf_counter() - t0:.1f} s"
     )
-    sets = {}
+    check_shingles(texts)
+    print("prefcurate's word 5-grams equal the whitespace 5-grams on the first 300 documents: True")
     results = {}
     for tool in args.tools:
+        print(f"running {tool} ...", flush=True)
         cmd = [
             sys.executable,
             __file__,
@@ -191,36 +277,56 @@ def main() -> int:
             str(work),
             "--threshold",
             str(args.threshold),
-            "--repeat",
-            str(args.repeat),
         ]
         p = subprocess.Popen(cmd)
-        _, status, ru = os.wait4(p.pid, 0)
+        _, status, _ = os.wait4(p.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             print(f"{tool} failed", file=sys.stderr)
             continue
-        r = json.loads((work / f"{tool}.json").read_text())
-        r["peak_mb"] = ru.ru_maxrss / 1024
-        results[tool] = r
-    high = [(a, b) for a, b, j in planted if j >= args.threshold + 0.05]
+        results[tool] = json.loads((work / "result.json").read_text())
+    cache: dict[tuple[int, int], float] = {}
     base = statistics.median(results["prefcurate"]["seconds"]) if "prefcurate" in results else None
     print(
-        f"\n{'tool':12} {'seconds':>8} {'rows/s':>9} {'peak MB':>8} {'x prefc.':>9} {'recall':>7} {'links':>8} {'links < t':>9}"
+        f"\n{'tool':20} {'seconds':>8} {'docs/s':>9} {'peak MB':>8} {'+MB':>6} {'x prefc.':>9} {'recall':>7} {'links':>8} {'links < t':>9} {'min J':>6}"
     )
+    rows_out = {}
     for tool, r in results.items():
         sec = statistics.median(r["seconds"])
-        cl = r["cluster"]
-        recall = sum(cl[a] >= 0 and cl[a] == cl[b] for a, b in high) / len(high)
-        below = 0
-        for a, b in r["pairs"]:
-            key = (a, b)
-            if key not in sets:
-                sets[key] = jaccard(shingles(texts[a]), shingles(texts[b]))
-            below += sets[key] < args.threshold
+        peak, extra = r["run_peak_mb"], r["run_peak_mb"] - r["loaded_mb"]
+        if tool == "load only":
+            print(f"{tool:20} {'':>8} {'':>9} {r['loaded_mb']:8.0f}")
+            rows_out[tool] = {"loaded_mb": r["loaded_mb"]}
+            continue
+        cl = _clusters(len(texts), r["i"], r["j"])
+        recall = sum(cl[a] == cl[b] for a, b in high) / len(high)
+        below, low = 0, 1.0
+        for a, b in zip(r["i"], r["j"]):
+            key = (min(a, b), max(a, b))
+            if key not in cache:
+                cache[key] = jaccard(texts[a], texts[b])
+            below += cache[key] < args.threshold
+            low = min(low, cache[key])
         ratio = f"{sec / base:8.1f}x" if base else "-"
+        low_s = f"{low:6.2f}" if r["i"] else "-"
         print(
-            f"{tool:12} {sec:8.2f} {len(texts) / sec:9,.0f} {r['peak_mb']:8.0f} {ratio:>9} {recall:7.3f} {len(r['pairs']):8,} {below:9,}"
+            f"{tool:20} {sec:8.2f} {len(texts) / sec:9,.0f} {peak:8.0f} {extra:6.0f} {ratio:>9} {recall:7.3f} {len(r['i']):8,} {below:9,} {low_s:>6}"
         )
+        rows_out[tool] = {
+            "seconds": r["seconds"],
+            "peak_mb": peak,
+            "peak_over_loaded_mb": extra,
+            "recall": recall,
+            "links": len(r["i"]),
+            "links_below": below,
+            "min_jaccard": low,
+        }
+    if base:
+        print()
+        for peer in ("datasketch", "rensa", "rensa 16 bands"):
+            if peer in results:
+                print(f"{peer} / prefcurate: {statistics.median(results[peer]['seconds']) / base:.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps(rows_out, indent=1))
     return 0
 
 

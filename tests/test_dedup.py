@@ -146,9 +146,38 @@ def _jaccard(x, y):
     return len(x & y) / len(x | y) if x | y else 1.0
 
 
+def _signatures(texts, family, a, b, n=3):
+    return _core.dedup_signatures(
+        level="prompt",
+        norm_opts=NORM,
+        shingle_kind="word",
+        shingle_n=n,
+        family_kind=family,
+        a=a.tolist(),
+        b=b.tolist(),
+        texts=texts,
+    )
+
+
+def test_signatures_of_the_lsh_stage_in_datasketch_mode_are_datasketchs():
+    datasketch = pytest.importorskip("datasketch")
+    texts = ["The quick brown fox jumps over the lazy dog", "naïve café: ΣΟΦΙΑΣ σοφίας", "a", ""]
+    a, b = permutations(64, 3)
+    sigs = _signatures(texts, "datasketch", a, b)
+    assert sigs.shape == (4, 64)
+    for t, sig in zip(texts, sigs):
+        m = datasketch.MinHash(num_perm=64, seed=3)
+        m.update_batch(_core.shingles(t, norm_opts=NORM, shingle_kind="word", shingle_n=3))
+        assert np.array_equal(sig, m.hashvalues.astype(np.uint32)), t
+    with pytest.raises(InvalidInputError, match="datasketch family"):
+        _core.minhash([b"x"], family_kind="fast", a=a.tolist(), b=b.tolist())
+
+
 def test_fast_minhash_estimates_agree_with_datasketch_statistically(shared):
-    """Same shingles, same (affine32) permutations, another shingle hash: the
-    Jaccard estimates of both are unbiased and agree within sampling noise."""
+    """Same shingles, same (affine32) permutations, another shingle hash (the
+    fast family hashes a word shingle from its words' hashes, as the LSH stage
+    does): the Jaccard estimates of both are unbiased and agree within
+    sampling noise."""
     datasketch = pytest.importorskip("datasketch")
     rows = [json.loads(x) for x in open(shared / "pairs/skywork_v0.2_prompt_sample.jsonl")]
     texts = [r["chosen_response"] for r in rows if len(r["chosen_response"].split()) > 60][:120]
@@ -164,8 +193,7 @@ def test_fast_minhash_estimates_agree_with_datasketch_statistically(shared):
         sa = _core.shingles(t, norm_opts=NORM, shingle_kind="word", shingle_n=3)
         sb = _core.shingles(" ".join(v), norm_opts=NORM, shingle_kind="word", shingle_n=3)
         j = _jaccard(sa, sb)
-        fa = _core.minhash(sa, family_kind="fast", a=a.tolist(), b=b.tolist())
-        fb = _core.minhash(sb, family_kind="fast", a=a.tolist(), b=b.tolist())
+        fa, fb = _signatures([t, " ".join(v)], "fast", a, b)
         ma, mb = datasketch.MinHash(num_perm=256, seed=1), datasketch.MinHash(num_perm=256, seed=1)
         ma.update_batch(sa)
         mb.update_batch(sb)
@@ -290,7 +318,7 @@ def test_bad_input():
         prefcurate.dedup(["a"], level="answer")
     with pytest.raises(InvalidInputError, match="threshold"):
         prefcurate.dedup(["a"], threshold=2)
-    with pytest.raises(InvalidInputError, match="row 1 is NoneType"):
+    with pytest.raises(InvalidInputError, match="row 1 is None, not a str"):
         prefcurate.dedup(["a", None])
     t = pa.table({"chosen": [[{"role": "user", "content": "q"}]], "rejected": [msgs("q", "a")]})
     with pytest.raises(InvalidInputError, match="row 0: chosen and rejected need the prompt turns"):

@@ -18,6 +18,7 @@ __all__ = [
     "dedup_exact_two",
     "dedup_jaccard",
     "dedup_near",
+    "dedup_signatures",
     "encode_strings",
     "install_unicode_tables",
     "lower",
@@ -186,6 +187,20 @@ def shingles(
 ) -> list[bytes]: ...
 def minhash(
     shingles: list[bytes], *, family_kind: str, a: list[int], b: list[int]
+) -> npt.NDArray[np.uint32]: ...
+def dedup_signatures(
+    *,
+    level: str,
+    norm_opts: tuple[bool, bool, bool],
+    shingle_kind: str,
+    shingle_n: int,
+    family_kind: str,
+    a: list[int],
+    b: list[int],
+    texts: Any = None,
+    chosen: Any = None,
+    rejected: Any = None,
+    num_threads: int | None = None,
 ) -> npt.NDArray[np.uint32]: ...
 def tokenize(text: str) -> list[str]: ...
 def lower(text: str) -> str: ...

@@ -141,13 +141,9 @@ def _as_data(data: Any, text: str | None) -> _Data:
         and _is_message_list(t.column("rejected").type)
     ):
         return _Data(res, t, chosen=t.column("chosen"), rejected=t.column("rejected"))
-    texts = res.texts
-    if isinstance(texts, list):
-        bad = next((i for i, v in enumerate(texts) if not isinstance(v, str)), None)
-        if bad is not None:
-            raise InvalidInputError(f"dedup: row {bad} is {type(texts[bad]).__name__}, not a str")
-        texts = pa.chunked_array([pa.array(texts, pa.large_string())])
-    return _Data(res, t, texts=texts)
+    # a list of str goes to Rust as it is (read in place; a non-str item is
+    # reported there with its row)
+    return _Data(res, t, texts=res.texts)
 
 
 def _common(a: Any, b: Any, typ: pa.DataType) -> pa.ChunkedArray:
@@ -297,9 +293,10 @@ def _choose(
     c_sorted = cluster[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = c_sorted[1:] != c_sorted[:-1]
-    rep_of_cluster = dict(zip(c_sorted[first].tolist(), order[first].tolist()))
+    # the clusters in ascending order, each with its kept row
+    clusters, kept = c_sorted[first], order[first]
     rep = np.full(n, -1, dtype=np.int64)
-    rep[idx] = [rep_of_cluster[c] for c in cluster[idx].tolist()]
+    rep[idx] = kept[np.searchsorted(clusters, cluster[idx])]
     return rep
 
 
@@ -356,8 +353,11 @@ def dedup(
         included) or ``char`` (n consecutive characters) shingles.
     num_perm, bands, rows, permutations_, seed:
         MinHash size, LSH banding (default: derived from the threshold), the
-        shingle hash (``fast``, or ``datasketch``: SHA-1 as
-        ``datasketch.MinHash(num_perm, seed)``, identical signatures).
+        shingle hash (``fast``: a word shingle is hashed from its words'
+        64-bit hashes, without building its string; or ``datasketch``:
+        SHA-1 of the shingle string as ``datasketch.MinHash(num_perm,
+        seed)``, identical signatures, several times slower).  Either only
+        proposes candidates: links are decided by the exact Jaccard.
     pair_checks:
         Remove degenerate and contradictory pairs first.
     against:
@@ -412,20 +412,20 @@ def dedup(
             options=ray_options,
         )
     d = _as_data(data, text)
-    params = {
-        "level": level,
-        "method": method,
-        "threshold": threshold,
-        "norm": [nfkc, lowercase, whitespace],
-        "shingle": [shingle, ngram],
-        "num_perm": num_perm,
-        "permutations": permutations_,
-        "seed": seed,
-        "keep": keep if isinstance(keep, str) else list(keep),
-    }
-    if method == "minhash":
-        b, r = (bands, rows) if bands and rows else lsh_params(threshold, num_perm)
-        params.update(bands=b, rows=r)
+    params = dedup_params(
+        level,
+        method,
+        threshold,
+        keep,
+        (nfkc, lowercase, whitespace),
+        shingle,
+        ngram,
+        num_perm,
+        bands,
+        rows,
+        permutations_,
+        seed,
+    )
     return _run(
         d, params, keep=keep, score=score, source=source, pair_checks=pair_checks, num_threads=num_threads
     )
@@ -531,16 +531,24 @@ def _run(
     similarity[members[same_key]] = 1.0
     near_members = members[~same_key]
     if len(near_members):
-        similarity[near_members] = _core.dedup_jaccard(
-            level=level,
-            norm_opts=norm,
-            shingle_kind=params["shingle"][0],
-            shingle_n=params["shingle"][1],
-            i=near_members.astype(np.uint32).tolist(),
-            j=rep[near_members].astype(np.uint32).tolist(),
-            num_threads=num_threads,
-            **kw,
-        )
+        # most members were linked to their kept row directly: reuse that
+        # pair's Jaccard; the others (reached through a chain) are computed
+        lo = np.minimum(near_members, rep[near_members])
+        hi = np.maximum(near_members, rep[near_members])
+        sims, found = lookup_pairs(lo, hi, links[0], links[1], links[2])
+        miss = np.flatnonzero(~found)
+        if len(miss):
+            sims[miss] = _core.dedup_jaccard(
+                level=level,
+                norm_opts=norm,
+                shingle_kind=params["shingle"][0],
+                shingle_n=params["shingle"][1],
+                i=lo[miss].astype(np.uint32).tolist(),
+                j=hi[miss].astype(np.uint32).tolist(),
+                num_threads=num_threads,
+                **kw,
+            )
+        similarity[near_members] = sims
     info["clusters"] = int(np.sum(sizes[np.flatnonzero(sizes)] > 1))
     dup_ids = None
     if d.table is not None and "id" in d.table.column_names:
@@ -551,6 +559,56 @@ def _run(
         {"i": pa.array(links[0]), "j": pa.array(links[1]), "jaccard": pa.array(links[2])}
     )
     return out
+
+
+def dedup_params(
+    level: str,
+    method: str,
+    threshold: float,
+    keep: Any,
+    norm: tuple[bool, bool, bool],
+    shingle: str,
+    ngram: int,
+    num_perm: int,
+    bands: int | None,
+    rows: int | None,
+    permutations_: str,
+    seed: int,
+) -> dict[str, Any]:
+    """The parameters a dedup run records (``DedupResult.params``), with the
+    LSH bands and rows chosen when not given; shared by both engines."""
+    params: dict[str, Any] = {
+        "level": level,
+        "method": method,
+        "threshold": threshold,
+        "norm": list(norm),
+        "shingle": [shingle, ngram],
+        "num_perm": num_perm,
+        "permutations": permutations_,
+        "seed": seed,
+        "keep": keep if isinstance(keep, str) else list(keep),
+    }
+    if method == "minhash":
+        b, r = (bands, rows) if bands and rows else lsh_params(threshold, num_perm)
+        params.update(bands=b, rows=r)
+    return params
+
+
+def lookup_pairs(
+    lo: np.ndarray, hi: np.ndarray, have_i: np.ndarray, have_j: np.ndarray, have_v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The value of each pair ``(lo[k], hi[k])`` among the pairs
+    ``(have_i, have_j)`` (sorted, ``i < j``) with values ``have_v``: the values
+    (NaN where absent) and whether each was found."""
+    want = lo.astype(np.uint64) << np.uint64(32) | hi.astype(np.uint64)
+    have = have_i.astype(np.uint64) << np.uint64(32) | have_j.astype(np.uint64)
+    pos = np.searchsorted(have, want)
+    found = np.zeros(len(want), dtype=bool)
+    if len(have):
+        found = (pos < len(have)) & (have[np.minimum(pos, len(have) - 1)] == want)
+    vals = np.full(len(want), np.nan)
+    vals[found] = np.asarray(have_v)[pos[found]]
+    return vals, found
 
 
 def exact_edges(exact: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

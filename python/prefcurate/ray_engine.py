@@ -1433,27 +1433,27 @@ def dedup(
     see the steps above.  The result equals the local engine's: the same
     removed rows, reasons, ``duplicate_of``, ``cluster_id``, similarities,
     links and counts."""
-    from .dedup import _as_data, _choose, _priority, exact_edges, lsh_params
+    from .dedup import _as_data, _choose, _priority, dedup_params, exact_edges, lookup_pairs
 
     o = _opts(options)
     ensure_tables()
     nd = _numbered(data, o, text=text, what="dedup")
     probe = _as_data(nd.schema.empty_table(), nd.text)  # the kind of rows, and missing columns
     _priority(probe, keep, score, source, 0)
-    params: dict[str, Any] = {
-        "level": level,
-        "method": method,
-        "threshold": threshold,
-        "norm": [nfkc, lowercase, whitespace],
-        "shingle": [shingle, ngram],
-        "num_perm": num_perm,
-        "permutations": permutations_,
-        "seed": seed,
-        "keep": keep if isinstance(keep, str) else list(keep),
-    }
-    if method == "minhash":
-        b, r = (bands, rows) if bands and rows else lsh_params(threshold, num_perm)
-        params.update(bands=b, rows=r)
+    params = dedup_params(
+        level,
+        method,
+        threshold,
+        keep,
+        (nfkc, lowercase, whitespace),
+        shingle,
+        ngram,
+        num_perm,
+        bands,
+        rows,
+        permutations_,
+        seed,
+    )
     n = nd.n
     if n >= np.iinfo(np.uint32).max:
         raise InvalidInputError("dedup: more than 2^32 - 1 rows")
@@ -1576,14 +1576,7 @@ def dedup(
     if len(near_members):
         lo = np.minimum(near_members, rep[near_members]).astype(np.uint64)
         hi = np.maximum(near_members, rep[near_members]).astype(np.uint64)
-        want = lo << np.uint64(32) | hi
-        have = near_i.astype(np.uint64) << np.uint64(32) | near_j.astype(np.uint64)
-        pos = np.searchsorted(have, want)
-        found = np.zeros(len(want), dtype=bool)
-        if len(have):
-            found = (pos < len(have)) & (have[np.minimum(pos, len(have) - 1)] == want)
-        sims = np.full(len(want), np.nan)
-        sims[found] = near_v[pos[found]]
+        sims, found = lookup_pairs(lo, hi, near_i, near_j, near_v)
         if (~found).any():
             extra = _verify(
                 nd,

@@ -16,10 +16,10 @@
 use std::cmp::Ordering;
 
 use rayon::prelude::*;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization};
 
 use crate::error::{CoreError, Result};
-use crate::hash::{fold_mul, hash128, hash_bytes};
+use crate::hash::{fold_mul, hash128, hash_bytes, B};
 
 use crate::tokenize::{tokenize_with, Masks, Tokens};
 use crate::unicode::UnicodeTables;
@@ -35,6 +35,34 @@ pub struct Norm {
     pub whitespace: bool,
 }
 
+/// Whitespace as Rust's `char::is_whitespace` sees it, among ASCII bytes.
+#[inline]
+const fn ascii_space(c: u8) -> bool {
+    matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+/// Bytes with ASCII whitespace mapped to `' '` (and ASCII letters
+/// lower-cased); 256 entries so that no index is checked.
+static ASCII_MAP: [u8; 256] = ascii_map(false);
+static ASCII_MAP_LOWER: [u8; 256] = ascii_map(true);
+
+const fn ascii_map(lower: bool) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if ascii_space(c) {
+            b' '
+        } else if lower {
+            c.to_ascii_lowercase()
+        } else {
+            c
+        };
+        i += 1;
+    }
+    t
+}
+
 /// Append the normalised `text` to `out`.
 pub fn normalize_into(
     tables: &UnicodeTables,
@@ -43,7 +71,124 @@ pub fn normalize_into(
     out: &mut String,
     tmp: &mut String,
 ) {
-    let src: &str = if norm.nfkc && !text.is_ascii() {
+    if !text.is_ascii() {
+        normalize_general(tables, norm, text, out, tmp);
+        return;
+    }
+    // ASCII: NFKC is the identity and Python's lower case is byte-wise, so
+    // one pass, with no allocation (equal to the general path, tested)
+    // SAFETY: only ASCII bytes are appended, so `out` stays UTF-8.
+    let buf = unsafe { out.as_mut_vec() };
+    if !norm.whitespace {
+        if norm.lowercase {
+            buf.extend(text.bytes().map(|c| c.to_ascii_lowercase()));
+        } else {
+            buf.extend_from_slice(text.as_bytes());
+        }
+        return;
+    }
+    let start = buf.len();
+    buf.reserve(text.len());
+    let dst = &mut buf.spare_capacity_mut()[..text.len()];
+    let pos = collapse_ascii(text.as_bytes(), dst, norm.lowercase);
+    // SAFETY: the first `pos` bytes of the spare capacity were written
+    unsafe { buf.set_len(start + pos) };
+}
+
+/// Copy ASCII `src` to `dst` (as long) with whitespace runs collapsed to one
+/// space, none at either end, letters lower-cased if `lower`; returns the
+/// bytes written.  Every byte is written (whitespace as `' '`) and the write
+/// position advances unless the byte is whitespace after whitespace or at
+/// the start; a trailing space is dropped at the end.  Blocks of 16 bytes
+/// without two whitespace bytes in a row are done in SSE2 at once.
+fn collapse_ascii(src: &[u8], dst: &mut [std::mem::MaybeUninit<u8>], lower: bool) -> usize {
+    assert!(dst.len() >= src.len());
+    let table = if lower { &ASCII_MAP_LOWER } else { &ASCII_MAP };
+    let mut pos = 0usize;
+    let mut prev_space = true;
+    let mut i = 0usize;
+    #[cfg(target_arch = "x86_64")]
+    while i + 16 <= src.len() {
+        // SAFETY: SSE2 is part of the x86_64 baseline; 16 bytes are read
+        // at src[i..] and written at dst[pos..], pos <= i (asserted lengths).
+        let spaces = unsafe {
+            sse2_collapse_block(
+                src.as_ptr().add(i),
+                dst.as_mut_ptr().add(pos) as *mut u8,
+                lower,
+            )
+        };
+        let prev = (spaces << 1) | prev_space as u32;
+        if spaces & prev == 0 {
+            pos += 16;
+            prev_space = spaces >> 15 != 0;
+        } else {
+            for &c in &src[i..i + 16] {
+                let m = table[c as usize];
+                let space = m == b' ';
+                dst[pos].write(m);
+                pos += (!(space & prev_space)) as usize;
+                prev_space = space;
+            }
+        }
+        i += 16;
+    }
+    for &c in &src[i..] {
+        let m = table[c as usize];
+        let space = m == b' ';
+        dst[pos].write(m);
+        pos += (!(space & prev_space)) as usize;
+        prev_space = space;
+    }
+    if prev_space && pos > 0 {
+        pos -= 1;
+    }
+    pos
+}
+
+/// Map 16 bytes (whitespace to `' '`, letters lower-cased if `lower`) from
+/// `p` to `q`; returns the mask of whitespace bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn sse2_collapse_block(p: *const u8, q: *mut u8, lower: bool) -> u32 {
+    use std::arch::x86_64::*;
+    let v = _mm_loadu_si128(p as *const __m128i);
+    // bytes 9..=13 and ' '
+    let ctl = _mm_and_si128(
+        _mm_cmpgt_epi8(v, _mm_set1_epi8(8)),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(14)),
+    );
+    let sp = _mm_or_si128(ctl, _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)));
+    let mut w = v;
+    if lower {
+        let upper = _mm_and_si128(
+            _mm_cmpgt_epi8(v, _mm_set1_epi8(b'A' as i8 - 1)),
+            _mm_cmplt_epi8(v, _mm_set1_epi8(b'Z' as i8 + 1)),
+        );
+        w = _mm_or_si128(w, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+    }
+    // whitespace becomes ' '
+    w = _mm_or_si128(
+        _mm_andnot_si128(sp, w),
+        _mm_and_si128(sp, _mm_set1_epi8(b' ' as i8)),
+    );
+    _mm_storeu_si128(q as *mut __m128i, w);
+    _mm_movemask_epi8(sp) as u32
+}
+
+/// [`normalize_into`] for any text.
+fn normalize_general(
+    tables: &UnicodeTables,
+    norm: Norm,
+    text: &str,
+    out: &mut String,
+    tmp: &mut String,
+) {
+    // most text is already NFKC: the quick check spares the normaliser
+    let src: &str = if norm.nfkc
+        && !text.is_ascii()
+        && unicode_normalization::is_nfkc_quick(text.chars()) != IsNormalized::Yes
+    {
         tmp.clear();
         tmp.extend(text.nfkc());
         tmp
@@ -183,8 +328,117 @@ pub enum Shingle {
     Char(usize),
 }
 
-/// The shingles of one row, as strings (sorted, distinct) and as 64-bit
-/// hashes for MinHash.
+/// A row's shingles.  Word shingles are windows of the row's words (kept
+/// in `buf`, spans in `words`); char shingles are byte ranges of the
+/// normalised key (kept in `buf`).  Each shingle has a 64-bit hash.  Once
+/// made a set ([`ShingleSet::make_set`]) the shingles are ordered by
+/// `(hash, string)`, so that two sets intersect by merging and strings are
+/// compared whenever hashes tie: the Jaccard similarity is exact whatever the
+/// hashes do.  A word shingle's string is its words joined by `' '`.
+#[derive(Default, Debug, Clone)]
+struct ShingleSet {
+    words_kind: bool,
+    buf: Vec<u8>,
+    words: Vec<(u32, u32)>,
+    /// `(hash, a, b)`: words `a..b`, or bytes `a..b` of `buf`
+    items: Vec<(u64, u32, u32)>,
+}
+
+impl ShingleSet {
+    fn clear(&mut self, words_kind: bool) {
+        self.words_kind = words_kind;
+        self.buf.clear();
+        self.words.clear();
+        self.items.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The string of shingle `k`, byte by byte.
+    fn bytes(&self, k: usize) -> impl Iterator<Item = u8> + '_ {
+        self.bytes_of(&self.items[k])
+    }
+
+    /// The string of a shingle `(hash, a, b)`, byte by byte.
+    fn bytes_of(&self, item: &(u64, u32, u32)) -> impl Iterator<Item = u8> + '_ {
+        let (a, b) = (item.1 as usize, item.2 as usize);
+        let (words, plain): (&[(u32, u32)], &[u8]) = if self.words_kind {
+            (&self.words[a..b], &[])
+        } else {
+            (&[], &self.buf[a..b])
+        };
+        let joined = words.iter().enumerate().flat_map(move |(i, &(x, y))| {
+            let sep: &[u8] = if i > 0 { b" " } else { b"" };
+            sep.iter().chain(&self.buf[x as usize..y as usize]).copied()
+        });
+        plain.iter().copied().chain(joined)
+    }
+
+    fn cmp_at(&self, i: usize, other: &ShingleSet, j: usize) -> Ordering {
+        Self::cmp_items(self, &self.items[i], other, &other.items[j])
+    }
+
+    /// The order of `(hash, string)`.  Strings are compared only when the
+    /// hashes tie, and equal shingles (the usual tie) are recognised
+    /// without joining their words.
+    fn cmp_items(
+        sa: &ShingleSet,
+        x: &(u64, u32, u32),
+        sb: &ShingleSet,
+        y: &(u64, u32, u32),
+    ) -> Ordering {
+        x.0.cmp(&y.0).then_with(|| {
+            let (xa, xb, ya, yb) = (x.1 as usize, x.2 as usize, y.1 as usize, y.2 as usize);
+            if !sa.words_kind {
+                return sa.buf[xa..xb].cmp(&sb.buf[ya..yb]);
+            }
+            let (wx, wy) = (&sa.words[xa..xb], &sb.words[ya..yb]);
+            let same_words = wx.len() == wy.len()
+                && wx.iter().zip(wy).all(|(&(p, q), &(r, t))| {
+                    sa.buf[p as usize..q as usize] == sb.buf[r as usize..t as usize]
+                });
+            if same_words {
+                Ordering::Equal
+            } else {
+                sa.bytes_of(x).cmp(sb.bytes_of(y))
+            }
+        })
+    }
+
+    /// Sort by `(hash, string)` and drop repeats.
+    fn make_set(&mut self) {
+        let mut items = std::mem::take(&mut self.items);
+        let me = &*self;
+        items.sort_unstable_by(|x, y| Self::cmp_items(me, x, me, y));
+        items.dedup_by(|x, y| Self::cmp_items(me, x, me, y) == Ordering::Equal);
+        self.items = items;
+    }
+}
+
+/// Exact Jaccard similarity of two sets made by [`ShingleSet::make_set`].
+fn jaccard_sets(a: &ShingleSet, b: &ShingleSet) -> f64 {
+    if a.len() == 0 && b.len() == 0 {
+        return 1.0;
+    }
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a.cmp_at(i, b, j) {
+            Ordering::Less => i += 1,
+            Ordering::Greater => j += 1,
+            Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    inter as f64 / (a.len() + b.len() - inter) as f64
+}
+
+/// The shingles of one row, as strings (for the exact Jaccard) and as
+/// 32-bit hashes (for MinHash).
 struct Shingler<'t> {
     tables: &'t UnicodeTables,
     norm: Norm,
@@ -194,7 +448,17 @@ struct Shingler<'t> {
     low: String,
     toks: Tokens,
     masks: Masks,
-    words: Vec<Vec<u8>>,
+    word_hashes: Vec<u64>,
+    set: ShingleSet,
+    hashes: Vec<u32>,
+}
+
+/// Marks a role marker's hash apart from a token's.
+const MARKER_SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+#[inline]
+fn fold32(x: u64) -> u32 {
+    (x ^ (x >> 32)) as u32
 }
 
 impl<'t> Shingler<'t> {
@@ -208,63 +472,164 @@ impl<'t> Shingler<'t> {
             low: String::new(),
             toks: Tokens::default(),
             masks: Masks::default(),
-            words: Vec::new(),
+            word_hashes: Vec::new(),
+            set: ShingleSet::default(),
+            hashes: Vec::new(),
         }
     }
 
-    /// Fill `out` with the row's shingle strings (unsorted, may repeat).
-    fn strings(&mut self, parts: &[(&str, &str)], out: &mut Vec<Vec<u8>>) {
-        out.clear();
+    /// Tokenise one part's text into `self.toks` (spans into `self.low`).
+    /// An ASCII text is tokenised as it is: NFKC, lower case and collapsed
+    /// whitespace cannot change its tokens (the tokeniser lower-cases, and a
+    /// token is a run of word characters).
+    fn tokenize_part(&mut self, text: &str) {
+        let src: &str = if text.is_ascii() {
+            text
+        } else {
+            self.key.clear();
+            normalize_into(self.tables, self.norm, text, &mut self.key, &mut self.tmp);
+            &self.key
+        };
+        tokenize_with(
+            self.tables,
+            src,
+            &mut self.low,
+            &mut self.toks,
+            &mut self.masks,
+        );
+    }
+
+    /// Fill `set` with the row's shingles (in row order, repeats kept), with
+    /// their strings when `strings` (else only their hashes).
+    fn fill(&mut self, parts: &[(&str, &str)], set: &mut ShingleSet, strings: bool) {
+        set.clear(matches!(self.kind, Shingle::Word(_)));
         match self.kind {
             Shingle::Word(n) => {
-                self.words.clear();
+                // the words (a marker word "\x01role" before each marked part)
+                self.word_hashes.clear();
                 for (marker, text) in parts {
                     if !marker.is_empty() {
-                        let mut m = vec![0x01];
-                        m.extend_from_slice(marker.as_bytes());
-                        self.words.push(m);
+                        self.word_hashes
+                            .push(fold_mul(hash_bytes(marker.as_bytes()) ^ MARKER_SEED, K_MIX));
+                        if strings {
+                            let at = set.buf.len() as u32;
+                            set.buf.push(0x01);
+                            set.buf.extend_from_slice(marker.as_bytes());
+                            set.words.push((at, set.buf.len() as u32));
+                        }
                     }
-                    self.key.clear();
-                    normalize_into(self.tables, self.norm, text, &mut self.key, &mut self.tmp);
-                    tokenize_with(
-                        self.tables,
-                        &self.key,
-                        &mut self.low,
-                        &mut self.toks,
-                        &mut self.masks,
-                    );
-                    for &(a, b) in &self.toks.spans {
-                        self.words
-                            .push(self.low.as_bytes()[a as usize..b as usize].to_vec());
+                    self.tokenize_part(text);
+                    self.word_hashes.extend_from_slice(&self.toks.hashes);
+                    if strings {
+                        for &(a, b) in &self.toks.spans {
+                            let at = set.buf.len() as u32;
+                            set.buf
+                                .extend_from_slice(&self.low.as_bytes()[a as usize..b as usize]);
+                            set.words.push((at, set.buf.len() as u32));
+                        }
                     }
                 }
-                if self.words.is_empty() {
+                // a polynomial hash of each window of n words, rolled along
+                let w = &self.word_hashes;
+                if w.is_empty() {
                     return;
                 }
-                let n = n.min(self.words.len());
-                for w in self.words.windows(n) {
-                    out.push(w.join(&b' '));
+                let n = n.min(w.len());
+                let top = (1..n).fold(1u64, |p, _| p.wrapping_mul(B));
+                let mut r = w[..n]
+                    .iter()
+                    .fold(0u64, |r, &x| r.wrapping_mul(B).wrapping_add(x));
+                set.items.reserve(w.len() - n + 1);
+                set.items.push((r, 0, n as u32));
+                for k in n..w.len() {
+                    r = r
+                        .wrapping_sub(w[k - n].wrapping_mul(top))
+                        .wrapping_mul(B)
+                        .wrapping_add(w[k]);
+                    set.items.push((r, (k + 1 - n) as u32, (k + 1) as u32));
                 }
             }
             Shingle::Char(n) => {
                 key_into(self.tables, self.norm, parts, &mut self.key, &mut self.tmp);
+                set.buf.extend_from_slice(self.key.as_bytes());
+                let key = &set.buf;
                 let idx: Vec<usize> = self
                     .key
                     .char_indices()
                     .map(|(i, _)| i)
-                    .chain([self.key.len()])
+                    .chain([key.len()])
                     .collect();
                 let chars = idx.len() - 1;
                 if chars == 0 {
                     return;
                 }
                 let n = n.min(chars);
-                for s in 0..=(chars - n) {
-                    out.push(self.key.as_bytes()[idx[s]..idx[s + n]].to_vec());
-                }
+                set.items.extend((0..=(chars - n)).map(|s| {
+                    let (a, b) = (idx[s], idx[s + n]);
+                    (hash_bytes(&key[a..b]), a as u32, b as u32)
+                }));
             }
         }
     }
+
+    /// Fill `out` with the row's shingle strings (in row order, repeats kept).
+    fn strings(&mut self, parts: &[(&str, &str)], out: &mut Vec<Vec<u8>>) {
+        let mut set = std::mem::take(&mut self.set);
+        self.fill(parts, &mut set, true);
+        out.clear();
+        out.extend((0..set.len()).map(|k| set.bytes(k).collect::<Vec<u8>>()));
+        self.set = set;
+    }
+
+    /// The row's shingle set, ordered for [`jaccard_sets`].
+    fn shingle_set(&mut self, parts: &[(&str, &str)], set: &mut ShingleSet) {
+        self.fill(parts, set, true);
+        set.make_set();
+    }
+
+    /// Fill `self.hashes` with the row's shingle hashes for `family` (one per
+    /// shingle, repeats kept), through `fmix32` (the first step of every
+    /// permutation).  `Fast`: from the shingle's 64-bit hash (for a word
+    /// shingle, a polynomial of its words' hashes: no string is built).
+    /// `Datasketch`: the SHA-1 of the shingle's string, as datasketch.
+    fn shingle_hashes(&mut self, family: &Family, parts: &[(&str, &str)]) {
+        let mut set = std::mem::take(&mut self.set);
+        let datasketch = matches!(family, Family::Datasketch { .. });
+        self.fill(parts, &mut set, datasketch);
+        self.hashes.clear();
+        if datasketch {
+            let mut s = Vec::new();
+            self.hashes.extend((0..set.len()).map(|k| {
+                s.clear();
+                s.extend(set.bytes(k));
+                fmix32(sha1_32(&s))
+            }));
+        } else {
+            self.hashes.extend(
+                set.items
+                    .iter()
+                    .map(|&(h, _, _)| fmix32(fold32(fold_mul(h ^ SHINGLE_SEED, K_MIX)))),
+            );
+        }
+        self.set = set;
+    }
+
+    /// The row's MinHash signature.
+    fn signature(&mut self, family: &Family, parts: &[(&str, &str)], sig: &mut Vec<u32>) {
+        self.shingle_hashes(family, parts);
+        signature_of_hashes(family, &self.hashes, sig);
+    }
+}
+
+const SHINGLE_SEED: u64 = 0x1319_8a2e_0370_7344;
+const K_MIX: u64 = 0xa076_1d64_78bd_642f;
+
+/// The first 4 bytes of the SHA-1 of `s`, little-endian (datasketch's
+/// `sha1_hash32`).
+fn sha1_32(s: &[u8]) -> u32 {
+    use sha1::{Digest, Sha1};
+    let d = Sha1::digest(s);
+    u32::from_le_bytes([d[0], d[1], d[2], d[3]])
 }
 
 /// The MinHash permutations: datasketch's "affine32" scheme,
@@ -272,7 +637,8 @@ impl<'t> Shingler<'t> {
 /// over a 32-bit hash `h` of each shingle.
 #[derive(Debug, Clone)]
 pub enum Family {
-    /// `h` = a fast 64-bit hash of the shingle, folded to 32 bits
+    /// `h` from fast 64-bit hashes (of a word shingle's words, or of a char
+    /// shingle's bytes), folded to 32 bits
     Fast { a: Vec<u32>, b: Vec<u32> },
     /// `h` = the first 4 bytes of the shingle's SHA-1 (datasketch's
     /// `sha1_hash32`): with datasketch's `a`, `b` for a seed, the signatures
@@ -282,8 +648,12 @@ pub enum Family {
 
 impl Family {
     pub fn num_perm(&self) -> usize {
+        self.ab().0.len()
+    }
+
+    fn ab(&self) -> (&[u32], &[u32]) {
         match self {
-            Family::Fast { a, .. } | Family::Datasketch { a, .. } => a.len(),
+            Family::Fast { a, b } | Family::Datasketch { a, b } => (a, b),
         }
     }
 }
@@ -298,31 +668,73 @@ fn fmix32(mut h: u32) -> u32 {
     h ^ (h >> 16)
 }
 
-/// The MinHash signature of a set of shingle strings (`u32::MAX` everywhere
-/// when it is empty, as datasketch).
-pub fn signature(family: &Family, shingles: &[Vec<u8>], sig: &mut Vec<u32>) {
+/// The MinHash signature from the shingles' 32-bit hashes, already through
+/// `fmix32` (`u32::MAX` everywhere when there are none, as datasketch).
+pub fn signature_of_hashes(family: &Family, hashes: &[u32], sig: &mut Vec<u32>) {
+    let (a, b) = family.ab();
     sig.clear();
-    sig.resize(family.num_perm(), u32::MAX);
-    let (a, b) = match family {
-        Family::Fast { a, b } | Family::Datasketch { a, b } => (a, b),
-    };
-    for s in shingles {
-        let h = match family {
-            Family::Fast { .. } => {
-                let x = hash_bytes(s);
-                (x ^ (x >> 32)) as u32
-            }
-            Family::Datasketch { .. } => {
-                use sha1::{Digest, Sha1};
-                let d = Sha1::digest(s);
-                u32::from_le_bytes([d[0], d[1], d[2], d[3]])
-            }
-        };
-        let h = fmix32(h);
-        for ((m, &ai), &bi) in sig.iter_mut().zip(a).zip(b) {
-            *m = (*m).min(ai.wrapping_mul(h).wrapping_add(bi));
+    sig.resize(a.len(), u32::MAX);
+    minhash_update(sig, a, b, hashes);
+}
+
+/// `sig[k] = min(sig[k], min over h of a[k] * h + b[k])` (`h` already
+/// through `fmix32`), with AVX2
+/// where the CPU has it (the same arithmetic, so the same result).
+fn minhash_update(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            unsafe { minhash_update_avx2(sig, a, b, hashes) };
+            return;
         }
     }
+    minhash_update_generic(sig, a, b, hashes);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn minhash_update_avx2(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u32]) {
+    minhash_update_generic(sig, a, b, hashes);
+}
+
+/// Permutations in blocks of `LANES` held in registers while every shingle
+/// goes by (the compiler vectorises the fixed-size inner loops).
+#[inline(always)]
+fn minhash_update_generic(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u32]) {
+    const LANES: usize = 32;
+    let full = sig.len() / LANES * LANES;
+    let hs = hashes;
+    for blk in (0..full).step_by(LANES) {
+        let aa: [u32; LANES] = a[blk..blk + LANES].try_into().expect("block");
+        let bb: [u32; LANES] = b[blk..blk + LANES].try_into().expect("block");
+        let mut acc: [u32; LANES] = sig[blk..blk + LANES].try_into().expect("block");
+        for &h in hs {
+            for k in 0..LANES {
+                acc[k] = acc[k].min(aa[k].wrapping_mul(h).wrapping_add(bb[k]));
+            }
+        }
+        sig[blk..blk + LANES].copy_from_slice(&acc);
+    }
+    for k in full..sig.len() {
+        for &h in hs {
+            sig[k] = sig[k].min(a[k].wrapping_mul(h).wrapping_add(b[k]));
+        }
+    }
+}
+
+/// The MinHash signature of a set of shingle strings (`u32::MAX` everywhere
+/// when it is empty, as datasketch); `Datasketch` family only (the fast
+/// family hashes a word shingle from its words, not from its string).
+pub fn signature(family: &Family, shingles: &[Vec<u8>], sig: &mut Vec<u32>) -> Result<()> {
+    if !matches!(family, Family::Datasketch { .. }) {
+        return Err(CoreError::InvalidArgument(
+            "signatures of shingle strings use the datasketch family".into(),
+        ));
+    }
+    let hashes: Vec<u32> = shingles.iter().map(|s| fmix32(sha1_32(s))).collect();
+    signature_of_hashes(family, &hashes, sig);
+    Ok(())
 }
 
 /// Shingle strings of a row (for tests and for Python's `shingles`).
@@ -338,7 +750,8 @@ pub fn shingle_strings(
     out
 }
 
-/// Signatures of every row (`num_perm` per row, row-major).
+/// Signatures of every row (`num_perm` per row, row-major), as the LSH
+/// stage makes them (for tests and inspection).
 pub fn signatures(
     tables: &UnicodeTables,
     norm: Norm,
@@ -351,13 +764,12 @@ pub fn signatures(
     rows.par_chunks(CHUNK)
         .flat_map_iter(|chunk| {
             let mut sh = Shingler::new(tables, norm, kind);
-            let (mut p, mut s, mut sig) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut p, mut sig) = (Vec::new(), Vec::new());
             let mut out = Vec::with_capacity(chunk.len() * family.num_perm());
             for &i in chunk {
                 p.clear();
                 parts(i, &mut p);
-                sh.strings(&p, &mut s);
-                signature(family, &s, &mut sig);
+                sh.signature(family, &p, &mut sig);
                 out.extend_from_slice(&sig);
             }
             out
@@ -381,27 +793,20 @@ pub fn row_band_keys(
 ) -> Result<Vec<u64>> {
     let num_perm = family.num_perm();
     band_keys(&[], num_perm, bands, rows)?; // checks the banding
-    let chunks: Vec<(usize, usize)> = (0..n)
-        .step_by(CHUNK)
-        .map(|a| (a, (a + CHUNK).min(n)))
-        .collect();
-    let parts_out: Vec<Vec<u64>> = chunks
-        .par_iter()
-        .map(|&(a, b)| {
+    let mut keys = vec![0u64; n * bands];
+    keys.par_chunks_mut(CHUNK * bands)
+        .enumerate()
+        .for_each(|(c, dst)| {
             let mut sh = Shingler::new(tables, norm, kind);
-            let (mut p, mut s, mut sig) = (Vec::new(), Vec::new(), Vec::new());
-            let mut sigs = Vec::with_capacity((b - a) * num_perm);
-            for i in a..b {
+            let (mut p, mut sig) = (Vec::new(), Vec::new());
+            for (k, out) in dst.chunks_mut(bands).enumerate() {
                 p.clear();
-                parts(i, &mut p);
-                sh.strings(&p, &mut s);
-                signature(family, &s, &mut sig);
-                sigs.extend_from_slice(&sig);
+                parts(c * CHUNK + k, &mut p);
+                sh.signature(family, &p, &mut sig);
+                row_keys(&sig, bands, rows, out);
             }
-            band_keys(&sigs, num_perm, bands, rows).expect("banding checked")
-        })
-        .collect();
-    Ok(parts_out.concat())
+        });
+    Ok(keys)
 }
 
 /// LSH band keys: `bands` keys per row from its signature (`rows` values
@@ -412,23 +817,28 @@ pub fn band_keys(sigs: &[u32], num_perm: usize, bands: usize, rows: usize) -> Re
             "LSH needs bands * rows <= num_perm, got {bands} * {rows} > {num_perm}"
         )));
     }
-    Ok(sigs
-        .par_chunks(num_perm)
-        .flat_map_iter(|sig| {
-            let empty = sig.iter().all(|&v| v == u32::MAX);
-            (0..bands).map(move |b| {
-                if empty {
-                    return u64::MAX;
-                }
-                let mut h = (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
-                for &v in &sig[b * rows..(b + 1) * rows] {
-                    h = fold_mul(h ^ v as u64, 0xa076_1d64_78bd_642f);
-                }
-                // u64::MAX marks "no key"
-                h.min(u64::MAX - 1)
-            })
-        })
-        .collect())
+    let mut keys = vec![0u64; sigs.len() / num_perm * bands];
+    keys.par_chunks_mut(bands)
+        .zip(sigs.par_chunks(num_perm))
+        .for_each(|(out, sig)| row_keys(sig, bands, rows, out));
+    Ok(keys)
+}
+
+/// One row's band keys into `out` (`u64::MAX`, "no key", for a row without
+/// shingles).
+fn row_keys(sig: &[u32], bands: usize, rows: usize, out: &mut [u64]) {
+    let empty = sig.iter().all(|&v| v == u32::MAX);
+    for (b, key) in out.iter_mut().enumerate().take(bands) {
+        if empty {
+            *key = u64::MAX;
+            continue;
+        }
+        let mut h = (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
+        for &v in &sig[b * rows..(b + 1) * rows] {
+            h = fold_mul(h ^ v as u64, 0xa076_1d64_78bd_642f);
+        }
+        *key = h.min(u64::MAX - 1);
+    }
 }
 
 /// Candidate pairs `(i, j)`, `i < j`, sharing a band key.  Within a bucket of
@@ -482,26 +892,6 @@ pub fn candidates(
     all
 }
 
-/// Exact Jaccard similarity of two sorted, distinct string sets.
-fn jaccard_sorted(a: &[Vec<u8>], b: &[Vec<u8>]) -> f64 {
-    if a.is_empty() && b.is_empty() {
-        return 1.0;
-    }
-    let (mut i, mut j, mut inter) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            Ordering::Less => i += 1,
-            Ordering::Greater => j += 1,
-            Ordering::Equal => {
-                inter += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    inter as f64 / (a.len() + b.len() - inter) as f64
-}
-
 /// Exact Jaccard similarity of the shingle sets of each pair `(i, j)`, rows
 /// read by `parts` (`i`) and `parts_j` (`j`).  Pairs sharing their first row
 /// reuse its set.
@@ -515,30 +905,33 @@ pub fn jaccard_pairs<'a>(
 ) -> Vec<f64> {
     // runs of pairs with the same first row, in parallel
     let runs: Vec<&[(u32, u32)]> = pairs.chunk_by(|a, b| a.0 == b.0).collect();
-    fn sets<'a>(
+    fn make<'a>(
         sh: &mut Shingler<'_>,
         p: &mut Vec<(&'a str, &'a str)>,
         row: u32,
         f: &PartsFn<'a>,
-    ) -> Vec<Vec<u8>> {
+        set: &mut ShingleSet,
+    ) {
         p.clear();
         f(row as usize, p);
-        let mut s = Vec::new();
-        sh.strings(p, &mut s);
-        s.sort_unstable();
-        s.dedup();
-        s
+        sh.shingle_set(p, set);
     }
     runs.par_iter()
         .map_init(
-            || Shingler::new(tables, norm, kind),
-            |sh, run| {
+            || {
+                (
+                    Shingler::new(tables, norm, kind),
+                    ShingleSet::default(),
+                    ShingleSet::default(),
+                )
+            },
+            |(sh, a, b), run| {
                 let mut p = Vec::new();
-                let a = sets(sh, &mut p, run[0].0, parts);
+                make(sh, &mut p, run[0].0, parts, a);
                 run.iter()
                     .map(|&(_, j)| {
-                        let b = sets(sh, &mut p, j, parts_j);
-                        jaccard_sorted(&a, &b)
+                        make(sh, &mut p, j, parts_j, b);
+                        jaccard_sets(a, b)
                     })
                     .collect::<Vec<_>>()
             },
@@ -595,6 +988,41 @@ mod tests {
             &mut tmp,
         );
         assert_eq!(out, "full width été x");
+    }
+
+    #[test]
+    fn ascii_fast_path_equals_the_general_path() {
+        let t = tables();
+        let alphabet = b"aZ_9 \t\n\x0b\x0c\r\x1c\x1fQ.,-";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..4000 {
+            let len = (next() % 90) as usize;
+            // long runs of one byte now and then (whitespace runs across blocks)
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char)
+                .collect::<String>()
+                .repeat(1 + (case % 3));
+            for lowercase in [true, false] {
+                for whitespace in [true, false] {
+                    let norm = Norm {
+                        nfkc: case % 2 == 0,
+                        lowercase,
+                        whitespace,
+                    };
+                    let (mut fast, mut slow, mut tmp) =
+                        ("x".to_string(), "x".to_string(), String::new());
+                    normalize_into(&t, norm, &text, &mut fast, &mut tmp);
+                    normalize_general(&t, norm, &text, &mut slow, &mut tmp);
+                    assert_eq!(fast, slow, "{text:?} {norm:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -99,26 +99,34 @@ fn check_offsets<O: Copy + Into<i64>>(
     Ok(())
 }
 
+/// The items of a Python list of `str`, read in place (UTF-8 of an ASCII
+/// `str` is its own buffer); an error names the first item that is not a
+/// `str` or holds a lone surrogate.
+fn py_strs(list: &Bound<'_, PyList>, what: &str) -> PyResult<Vec<PyBackedStr>> {
+    let mut py = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let s = item.cast_into::<PyString>().map_err(|e| {
+            let t = e.into_inner();
+            let kind = if t.is_none() {
+                "None".to_string()
+            } else {
+                t.get_type().name().map_or("?".into(), |n| n.to_string())
+            };
+            input_error(format!("{what}: row {i} is {kind}, not a str"))
+        })?;
+        py.push(PyBackedStr::try_from(s).map_err(|_| {
+            input_error(format!(
+                "{what}: row {i} is not valid UTF-8 (a lone surrogate)"
+            ))
+        })?);
+    }
+    Ok(py)
+}
+
 impl Texts {
     pub fn import(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
         if let Ok(list) = obj.cast::<PyList>() {
-            let mut py = Vec::with_capacity(list.len());
-            for (i, item) in list.iter().enumerate() {
-                let s = item.cast_into::<PyString>().map_err(|e| {
-                    let t = e.into_inner();
-                    let kind = if t.is_none() {
-                        "None".to_string()
-                    } else {
-                        t.get_type().name().map_or("?".into(), |n| n.to_string())
-                    };
-                    input_error(format!("{what}: row {i} is {kind}, not a str"))
-                })?;
-                py.push(PyBackedStr::try_from(s).map_err(|_| {
-                    input_error(format!(
-                        "{what}: row {i} is not valid UTF-8 (a lone surrogate)"
-                    ))
-                })?);
-            }
+            let py = py_strs(list, what)?;
             return Ok(Texts {
                 chunks: Vec::new(),
                 views: Vec::new(),
@@ -198,10 +206,22 @@ pub struct StrCol {
     views: Vec<Option<BinaryViewArray>>,
     /// first row of each chunk, plus the total
     starts: Vec<usize>,
+    /// the rows of a Python list of `str` (no chunks then)
+    py: Vec<PyBackedStr>,
 }
 
 impl StrCol {
+    /// An Arrow string column, or a Python list of `str`.
     pub fn import(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
+        if let Ok(list) = obj.cast::<PyList>() {
+            let py = py_strs(list, what)?;
+            return Ok(StrCol {
+                chunks: Vec::new(),
+                views: Vec::new(),
+                starts: vec![0, py.len()],
+                py,
+            });
+        }
         Self::from_arrays(import_arrays(obj, what)?, what)
     }
 
@@ -250,6 +270,7 @@ impl StrCol {
             chunks,
             views,
             starts,
+            py: Vec::new(),
         })
     }
 
@@ -260,6 +281,9 @@ impl StrCol {
     /// Row `i`, or `None` when null.
     #[inline]
     pub fn get(&self, i: usize) -> Option<&str> {
+        if !self.py.is_empty() {
+            return Some(&self.py[i]);
+        }
         let c = if self.chunks.len() == 1 {
             0
         } else {

@@ -1,7 +1,7 @@
 //! Bindings of `prefcurate_core::dedup`: rows read in place from Arrow
 //! (text columns or chosen / rejected message lists).
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use prefcurate_core::dedup::{self, Family, Norm, Shingle};
 use prefcurate_core::UnicodeTables;
 use pyo3::prelude::*;
@@ -339,15 +339,17 @@ pub fn dedup_near<'py>(
         .detach(|| {
             prefcurate_core::run_in(pool.as_ref(), || -> prefcurate_core::Result<_> {
                 let rest = reader_from(&rows, level, n_prefix);
-                let sigs = dedup::signatures(&tables, nm, kind, &fam, n - n_prefix, &rest);
                 let mut keys = prefix;
-                keys.extend(dedup::band_keys(
-                    &sigs,
-                    fam.num_perm(),
+                keys.extend(dedup::row_band_keys(
+                    &tables,
+                    nm,
+                    kind,
+                    &fam,
+                    n - n_prefix,
+                    &rest,
                     bands,
                     rows_per_band,
                 )?);
-                drop(sigs);
                 let np = n_prefix as u32;
                 let cand = dedup::candidates(&keys, bands, max_bucket, &|x, y| x >= np || y >= np);
                 let f = reader(&rows, level);
@@ -418,15 +420,16 @@ pub fn dedup_band_keys<'py>(
     let keys = py
         .detach(|| {
             prefcurate_core::run_in(pool.as_ref(), || {
-                let sigs = dedup::signatures(
+                dedup::row_band_keys(
                     &tables,
                     norm(norm_opts),
                     kind,
                     &fam,
                     n,
                     &reader(&rows, level),
-                );
-                dedup::band_keys(&sigs, fam.num_perm(), bands, rows_per_band)
+                    bands,
+                    rows_per_band,
+                )
             })
         })
         .map_err(to_py)?;
@@ -510,7 +513,7 @@ pub fn shingles<'py>(
     Ok(s.iter().map(|b| PyBytes::new(py, b)).collect())
 }
 
-/// The MinHash signature of a set of shingle strings.
+/// The MinHash signature of a set of shingle strings (datasketch family).
 #[pyfunction]
 #[pyo3(signature = (shingles, *, family_kind, a, b))]
 pub fn minhash<'py>(
@@ -522,6 +525,49 @@ pub fn minhash<'py>(
 ) -> PyResult<Bound<'py, PyArray1<u32>>> {
     let fam = family(family_kind, a, b)?;
     let mut sig = Vec::new();
-    dedup::signature(&fam, &shingles, &mut sig);
+    dedup::signature(&fam, &shingles, &mut sig).map_err(to_py)?;
     Ok(sig.into_pyarray(py))
+}
+
+/// The MinHash signatures of every row as the LSH stage makes them
+/// (`num_perm` per row, shape `(rows, num_perm)`), for inspection and tests.
+#[pyfunction]
+#[pyo3(signature = (*, level, norm_opts, shingle_kind, shingle_n, family_kind, a, b, texts=None, chosen=None, rejected=None, num_threads=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn dedup_signatures<'py>(
+    py: Python<'py>,
+    level: &str,
+    norm_opts: (bool, bool, bool),
+    shingle_kind: &str,
+    shingle_n: usize,
+    family_kind: &str,
+    a: Vec<u32>,
+    b: Vec<u32>,
+    texts: Option<&Bound<'py, PyAny>>,
+    chosen: Option<&Bound<'py, PyAny>>,
+    rejected: Option<&Bound<'py, PyAny>>,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<u32>>> {
+    let rows = Rows::from_py(texts, chosen, rejected)?;
+    let level = Level::parse(level)?;
+    let kind = shingle(shingle_kind, shingle_n)?;
+    let fam = family(family_kind, a, b)?;
+    let pool = pool_for(num_threads)?;
+    let tables = UnicodeTables::current();
+    let (n, k) = (rows.len(), fam.num_perm());
+    let sigs = py.detach(|| {
+        prefcurate_core::run_in(pool.as_ref(), || {
+            dedup::signatures(
+                &tables,
+                norm(norm_opts),
+                kind,
+                &fam,
+                n,
+                &reader(&rows, level),
+            )
+        })
+    });
+    sigs.into_pyarray(py)
+        .reshape([n, k])
+        .map_err(|e| input_error(format!("signatures: {e}")))
 }

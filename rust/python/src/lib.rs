@@ -601,6 +601,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dedup::dedup_jaccard, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::shingles, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::minhash, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::union_clusters, m)?)?;
     m.add_function(wrap_pyfunction!(lower, m)?)?;
