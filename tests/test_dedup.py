@@ -327,6 +327,32 @@ def test_bad_input():
         prefcurate.dedup(["a", "a"], keep="best")
 
 
+def test_short_and_empty_texts_follow_the_documented_rule():
+    texts = [
+        "",  # 0: no token
+        "",  # 1: exact duplicate of 0
+        "?! a",  # 2: no token (one-letter words are no tokens)
+        "alpha beta gamma",  # 3: short (3 tokens < 5): one shingle, the whole text
+        "Alpha  beta gamma",  # 4: exact duplicate of 3 once normalised
+        "alpha beta gamma delta epsilon",  # 5: contains 3's words, not linked to it
+        "one two three four five six seven",  # 6
+        "one two three four five six seven eight",  # 7: near duplicate of 6 (J 3/4)
+    ]
+    r = prefcurate.dedup(texts, threshold=0.7)
+    assert r.info["no_shingles"] == 3 and r.info["short"] == 2
+    ex, near = "exact_duplicate", "near_duplicate"
+    assert r.reason.tolist() == [None, ex, None, None, ex, None, None, near]
+    assert r.duplicate_of.tolist() == [-1, 0, -1, -1, 3, -1, -1, 6]
+    assert r.similarity[7] == 0.75
+    # every row is accounted for: kept + removed = input
+    assert len(r.kept) + len(r.removed) == len(texts)
+    # character shingles: the key's part separators are characters, so an
+    # empty text is short (one shingle) rather than without shingles
+    c = prefcurate.dedup(texts, threshold=0.7, shingle="char", ngram=4)
+    assert c.info["no_shingles"] == 0 and c.info["short"] == 2
+    assert c.reason.tolist()[:2] == [None, "exact_duplicate"]
+
+
 def test_cli_dedup_and_index(tmp_path):
     from prefcurate import cli, read_table, write_table
 

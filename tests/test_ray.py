@@ -65,6 +65,8 @@ def _texts(seed=0, n=420):
         chain.append(w)
     out[50:50] = [" ".join(w) for w in chain]
     out += ["the same words in one very large bucket of rows"] * 70
+    # texts without a shingle and texts shorter than one (counted in info)
+    out += ["", "?! a", "", "alpha beta gamma", "Alpha beta  gamma"]
     return out
 
 
@@ -199,6 +201,7 @@ def test_dedup_texts_equals_local(monkeypatch):
     loc = prefcurate.dedup(table, threshold=0.7)
     rr = prefcurate.dedup(table, threshold=0.7, engine="ray", ray_options=OPTS)
     _same_dedup(loc, rr)
+    assert loc.info["no_shingles"] == 3 and loc.info["short"] == 2
     by = loc.summary()["by_reason"]
     assert by["exact_duplicate"] > 70 and by["near_duplicate"] > 20
     # the chain's far end is no LSH candidate of the kept row: its similarity

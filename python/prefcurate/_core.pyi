@@ -1,7 +1,7 @@
 """Type stubs of the compiled module prefcurate._core (checked with mypy.stubtest)."""
 
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, Literal, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -152,6 +152,7 @@ def dedup_near(
     prefix_keys: npt.NDArray[np.uint64] | None = None,
     num_threads: int | None = None,
 ) -> dict[str, Any]: ...
+@overload
 def dedup_band_keys(
     *,
     level: str,
@@ -167,7 +168,26 @@ def dedup_band_keys(
     chosen: Any = None,
     rejected: Any = None,
     num_threads: int | None = None,
+    with_short: Literal[False] = False,
 ) -> npt.NDArray[np.uint64]: ...
+@overload
+def dedup_band_keys(
+    *,
+    level: str,
+    norm_opts: tuple[bool, bool, bool],
+    shingle_kind: str,
+    shingle_n: int,
+    family_kind: str,
+    a: npt.NDArray[np.uint32],
+    b: npt.NDArray[np.uint32],
+    bands: int,
+    rows_per_band: int,
+    texts: Any = None,
+    chosen: Any = None,
+    rejected: Any = None,
+    num_threads: int | None = None,
+    with_short: Literal[True],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]: ...
 def dedup_jaccard(
     *,
     level: str,

@@ -26,6 +26,19 @@ Keys by ``level`` for chosen / rejected message lists: ``prompt`` (the prompt
 turns with their roles), ``prompt_chosen`` (plus the chosen answer), ``pair``
 (plus the rejected answer).  A text column is its own key.
 
+Short, empty and missing texts: a text with fewer units than one shingle
+(for word shingles its tokens and role markers; for character shingles the
+characters of its normalised key, which holds a separator before and after
+each part, so an empty text has two) has a single shingle, the whole text:
+it is near-linked only to texts with the same units (Jaccard 1), never to
+longer texts that contain it.  With word shingles a text without any token
+(empty, or only punctuation, spaces and one-letter words: tokens are runs of
+two or more word characters) has no shingle and no LSH key and is
+deduplicated by its exact key only (two empty prompts are exact duplicates).
+Both kinds are kept or removed as any other row, and counted in
+``info["short"]`` and ``info["no_shingles"]``.  A missing text (None / null)
+is an error naming the row, as is a pair without its prompt turns.
+
 ``DedupIndex(b, ...)`` holds dataset ``b`` (and its LSH keys) so that later
 ``dedup(a, against=index)`` removes the rows of ``a`` that duplicate ``b``
 (``b`` never changes); it saves to and loads from a file.
@@ -507,6 +520,8 @@ def _run(
         edges_i.append(near["edge_i"].astype(np.int64))
         edges_j.append(near["edge_j"].astype(np.int64))
         links = (near["edge_i"].astype(np.int64), near["edge_j"].astype(np.int64), near["edge_jaccard"])
+        info["no_shingles"] = int(near["no_shingles"])
+        info["short"] = int(near["short"])
         info["candidates"] = int(near["candidates"])
         info["near_links"] = len(near["edge_i"])
     ei, ej = np.concatenate(edges_i), np.concatenate(edges_j)

@@ -975,6 +975,8 @@ _NS_EXACT = 0
 _NS_CONTRA = 1
 _NS_BAND = 2  # + band number
 _NS_DEGENERATE = 65535
+_NS_NO_SHINGLES = 65534  # rows without a shingle (counted)
+_NS_SHORT = 65533  # rows shorter than one shingle (counted)
 
 _KEY_SCHEMA = pa.schema(
     [("__part", pa.int64()), ("ns", pa.int32()), ("h", pa.uint64()), (ROW, pa.int64()), ("side", pa.int8())]
@@ -983,7 +985,7 @@ _GROUP_SCHEMA = pa.schema([("kind", pa.int8()), ("a", pa.int64()), ("b", pa.int6
 _VERIFY_SCHEMA = pa.schema(
     [("kind", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("v", pa.float64()), ("s", pa.string())]
 )
-_K_EXACT, _K_CONTRA, _K_NEAR, _K_DEG, _K_ROW = 0, 1, 2, 3, 4
+_K_EXACT, _K_CONTRA, _K_NEAR, _K_DEG, _K_ROW, _K_NO_SHINGLES, _K_SHORT = 0, 1, 2, 3, 4, 5, 6
 
 
 def _mix(h: np.ndarray, salt: int) -> np.ndarray:
@@ -1046,7 +1048,7 @@ def _dedup_keys(batch: pa.Table, spec: dict[str, Any]) -> pa.Table:
         if spec["method"] == "minhash":
             a, b = permutations(spec["num_perm"], spec["seed"])
             bands = spec["bands"]
-            keys = _core.dedup_band_keys(
+            flat, short = _core.dedup_band_keys(
                 level=level,
                 norm_opts=norm,
                 shingle_kind=spec["shingle"][0],
@@ -1057,8 +1059,13 @@ def _dedup_keys(batch: pa.Table, spec: dict[str, Any]) -> pa.Table:
                 bands=bands,
                 rows_per_band=spec["rows"],
                 num_threads=threads,
+                with_short=True,
                 **kw,
-            ).reshape(len(rows), bands)
+            )
+            keys = flat.reshape(len(rows), bands)
+            none = keys[:, 0] == _NO_KEY if bands else np.zeros(len(rows), bool)
+            add(_NS_NO_SHINGLES, np.zeros(int(none.sum()), np.uint64), rows[none])
+            add(_NS_SHORT, np.zeros(int(short.sum()), np.uint64), rows[short])
             for band in range(bands):
                 k = keys[:, band]
                 ok = k != _NO_KEY
@@ -1119,8 +1126,10 @@ def _dedup_groups(part: pa.Table, max_bucket: int) -> pa.Table:
         bb.append(b.astype(np.int64))
         hh.append(hv.astype(np.uint64))
 
-    deg = ns == _NS_DEGENERATE
-    emit(_K_DEG, rows[deg], np.zeros(int(deg.sum()), np.int64), np.zeros(int(deg.sum()), np.uint64))
+    for ns_, kind_ in ((_NS_DEGENERATE, _K_DEG), (_NS_NO_SHINGLES, _K_NO_SHINGLES), (_NS_SHORT, _K_SHORT)):
+        sel = ns == ns_
+        m = int(sel.sum())
+        emit(kind_, rows[sel], np.zeros(m, np.int64), np.zeros(m, np.uint64))
     n = len(ns)
     if n:
         new = np.ones(n, dtype=bool)
@@ -1142,7 +1151,7 @@ def _dedup_groups(part: pa.Table, max_bucket: int) -> pa.Table:
             if (sd == 0).any() and (sd == 1).any() and len(np.unique(r)) > 1:
                 emit(_K_CONTRA, r, sd.astype(np.int64), h[s:e])
         # LSH buckets
-        sel = multi & (run_ns >= _NS_BAND) & (run_ns != _NS_DEGENERATE)
+        sel = multi & (run_ns >= _NS_BAND) & (run_ns < _NS_SHORT)
         if sel.any():
             runs = [rows[s:e] for s, e in zip(starts[sel], ends[sel])]
             i, j = _bucket_pairs(runs, max_bucket)
@@ -1544,6 +1553,8 @@ def dedup(
     if method == "minhash":
         edges_i.append(links[0])
         edges_j.append(links[1])
+        info["no_shingles"] = int(np.sum(kind == _K_NO_SHINGLES))
+        info["short"] = int(np.sum(kind == _K_SHORT))
         info["candidates"] = len(cand)
         info["near_links"] = len(links[0])
     ei, ej = np.concatenate(edges_i), np.concatenate(edges_j)

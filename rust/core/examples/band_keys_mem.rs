@@ -36,6 +36,7 @@ fn main() {
         move |i, out| out.push(("", texts[i].as_str()))
     }
     let f = reader(&texts);
-    let keys = row_band_keys(&t, norm, Shingle::Word(5), &fam, n, &f, 14, 9).expect("keys");
+    let (keys, _short) =
+        row_band_keys(&t, norm, Shingle::Word(5), &fam, n, &f, 14, 9).expect("keys");
     println!("{} keys", keys.len());
 }

@@ -451,6 +451,8 @@ struct Shingler<'t> {
     word_hashes: Vec<u64>,
     set: ShingleSet,
     hashes: Vec<u32>,
+    /// Units (words and role markers, or characters) of the last row filled.
+    units: usize,
 }
 
 /// Marks a role marker's hash apart from a token's.
@@ -475,6 +477,7 @@ impl<'t> Shingler<'t> {
             word_hashes: Vec::new(),
             set: ShingleSet::default(),
             hashes: Vec::new(),
+            units: 0,
         }
     }
 
@@ -531,6 +534,7 @@ impl<'t> Shingler<'t> {
                 }
                 // a polynomial hash of each window of n words, rolled along
                 let w = &self.word_hashes;
+                self.units = w.len();
                 if w.is_empty() {
                     return;
                 }
@@ -560,6 +564,7 @@ impl<'t> Shingler<'t> {
                     .chain([key.len()])
                     .collect();
                 let chars = idx.len() - 1;
+                self.units = chars;
                 if chars == 0 {
                     return;
                 }
@@ -779,7 +784,10 @@ pub fn signatures(
 
 /// LSH band keys of every row, straight from its shingles: the signatures
 /// are made chunk by chunk and never held for all rows (memory: `bands`
-/// keys of 8 bytes per row).
+/// keys of 8 bytes per row).  Also, per row, whether it is *short*: fewer
+/// units (words and role markers, or characters) than one shingle but at
+/// least one, so that its only shingle is the whole text.  A row with no
+/// unit at all has no shingle and no band key (`u64::MAX`).
 #[allow(clippy::too_many_arguments)]
 pub fn row_band_keys(
     tables: &UnicodeTables,
@@ -790,23 +798,29 @@ pub fn row_band_keys(
     parts: &PartsFn<'_>,
     bands: usize,
     rows: usize,
-) -> Result<Vec<u64>> {
+) -> Result<(Vec<u64>, Vec<bool>)> {
     let num_perm = family.num_perm();
     band_keys(&[], num_perm, bands, rows)?; // checks the banding
+    let width = match kind {
+        Shingle::Word(w) | Shingle::Char(w) => w,
+    };
     let mut keys = vec![0u64; n * bands];
+    let mut short = vec![false; n];
     keys.par_chunks_mut(CHUNK * bands)
+        .zip(short.par_chunks_mut(CHUNK))
         .enumerate()
-        .for_each(|(c, dst)| {
+        .for_each(|(c, (dst, sh_out))| {
             let mut sh = Shingler::new(tables, norm, kind);
             let (mut p, mut sig) = (Vec::new(), Vec::new());
-            for (k, out) in dst.chunks_mut(bands).enumerate() {
+            for (k, (out, is_short)) in dst.chunks_mut(bands).zip(sh_out.iter_mut()).enumerate() {
                 p.clear();
                 parts(c * CHUNK + k, &mut p);
                 sh.signature(family, &p, &mut sig);
+                *is_short = sh.units > 0 && sh.units < width;
                 row_keys(&sig, bands, rows, out);
             }
         });
-    Ok(keys)
+    Ok((keys, short))
 }
 
 /// LSH band keys: `bands` keys per row from its signature (`rows` values

@@ -335,12 +335,12 @@ pub fn dedup_near<'py>(
     let tables = UnicodeTables::current();
     let n = rows.len();
     let nm = norm(norm_opts);
-    let (cluster, edges, sims, n_cand) = py
+    let (cluster, edges, sims, n_cand, n_none, n_short) = py
         .detach(|| {
             prefcurate_core::run_in(pool.as_ref(), || -> prefcurate_core::Result<_> {
                 let rest = reader_from(&rows, level, n_prefix);
                 let mut keys = prefix;
-                keys.extend(dedup::row_band_keys(
+                let (new_keys, short) = dedup::row_band_keys(
                     &tables,
                     nm,
                     kind,
@@ -349,7 +349,10 @@ pub fn dedup_near<'py>(
                     &rest,
                     bands,
                     rows_per_band,
-                )?);
+                )?;
+                let n_short = short.iter().filter(|&&s| s).count();
+                let n_none = new_keys.chunks(bands).filter(|k| k[0] == u64::MAX).count();
+                keys.extend(new_keys);
                 let np = n_prefix as u32;
                 let cand = dedup::candidates(&keys, bands, max_bucket, &|x, y| x >= np || y >= np);
                 let f = reader(&rows, level);
@@ -363,7 +366,7 @@ pub fn dedup_near<'py>(
                     }
                 }
                 let cluster = dedup::clusters(n, &edges);
-                Ok((cluster, edges, kept_sims, cand.len()))
+                Ok((cluster, edges, kept_sims, cand.len(), n_none, n_short))
             })
         })
         .map_err(to_py)?;
@@ -387,12 +390,15 @@ pub fn dedup_near<'py>(
     )?;
     out.set_item("edge_jaccard", sims.into_pyarray(py))?;
     out.set_item("candidates", n_cand)?;
+    out.set_item("no_shingles", n_none)?;
+    out.set_item("short", n_short)?;
     Ok(out)
 }
 
-/// LSH band keys of every row (`bands` per row), to save with an index.
+/// LSH band keys of every row (`bands` per row), to save with an index;
+/// with `with_short`, also per row whether it is shorter than one shingle.
 #[pyfunction]
-#[pyo3(signature = (*, level, norm_opts, shingle_kind, shingle_n, family_kind, a, b, bands, rows_per_band, texts=None, chosen=None, rejected=None, num_threads=None))]
+#[pyo3(signature = (*, level, norm_opts, shingle_kind, shingle_n, family_kind, a, b, bands, rows_per_band, texts=None, chosen=None, rejected=None, num_threads=None, with_short=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn dedup_band_keys<'py>(
     py: Python<'py>,
@@ -409,7 +415,8 @@ pub fn dedup_band_keys<'py>(
     chosen: Option<&Bound<'py, PyAny>>,
     rejected: Option<&Bound<'py, PyAny>>,
     num_threads: Option<usize>,
-) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    with_short: bool,
+) -> PyResult<Bound<'py, PyAny>> {
     let rows = Rows::from_py(texts, chosen, rejected)?;
     let level = Level::parse(level)?;
     let kind = shingle(shingle_kind, shingle_n)?;
@@ -417,7 +424,7 @@ pub fn dedup_band_keys<'py>(
     let pool = pool_for(num_threads)?;
     let tables = UnicodeTables::current();
     let n = rows.len();
-    let keys = py
+    let (keys, short) = py
         .detach(|| {
             prefcurate_core::run_in(pool.as_ref(), || {
                 dedup::row_band_keys(
@@ -433,7 +440,12 @@ pub fn dedup_band_keys<'py>(
             })
         })
         .map_err(to_py)?;
-    Ok(keys.into_pyarray(py))
+    let keys = keys.into_pyarray(py).into_any();
+    if with_short {
+        Ok((keys, short.into_pyarray(py)).into_pyobject(py)?.into_any())
+    } else {
+        Ok(keys)
+    }
 }
 
 /// Union-find clusters: per row, the smallest row of its cluster.
