@@ -23,6 +23,7 @@ __all__ = [
     "install_unicode_tables",
     "lower",
     "minhash",
+    "pair_ids",
     "select_top",
     "shingles",
     "tokenize",
@@ -222,6 +223,9 @@ def dedup_signatures(
     rejected: Any = None,
     num_threads: int | None = None,
 ) -> npt.NDArray[np.uint32]: ...
+def pair_ids(
+    source: Any, chosen: Any, rejected: Any, *, num_threads: int | None = None
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]: ...
 def tokenize(text: str) -> list[str]: ...
 def lower(text: str) -> str: ...
 def unicode_version() -> str: ...

@@ -23,12 +23,10 @@ or row, and the field.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -37,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _core
 from . import io as _io
 from .adapters import (
     CANONICAL_EXTRA,
@@ -50,7 +49,7 @@ from .adapters import (
     get_adapter,
 )
 from .errors import InvalidInputError
-from .schema import MESSAGES, REQUIRED, pair_id
+from .schema import MESSAGES, REQUIRED
 
 OnInvalid = Literal["raise", "quarantine"]
 
@@ -678,19 +677,6 @@ def _looks_like_hub_name(s: str) -> bool:
 # ---------------------------------------------------------------- ids
 
 
-_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-_SHORT_CONTROLS = frozenset(b"\n\r\t")
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        workers = max(1, min(8, os.cpu_count() or 1))
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefcurate-ids")
-    return _pool
-
-
 def _string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(the UTF-8 bytes of a string array's values, offsets into them), zero-copy."""
     bufs = arr.buffers()
@@ -701,67 +687,24 @@ def _string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return raw, offs - offs[0]
 
 
-def _escape(arr: pa.Array, rare_rows: np.ndarray | None = None) -> pa.Array:
-    """JSON string escaping, as ``json.dumps(ensure_ascii=False)`` does it,
-    for text without the rare control characters (``rare_rows`` gets the
-    rows that have them: their ids are computed by :func:`pair_id`)."""
-    raw, offs = _string_bytes(arr)
-    controls = raw < 0x20
-    present = set(np.unique(raw[controls]).tolist()) if controls.any() else set()
-    if rare_rows is not None and present - _SHORT_CONTROLS:
-        bad = np.flatnonzero(controls & ~np.isin(raw, np.array(sorted(_SHORT_CONTROLS), dtype=np.uint8)))
-        rare_rows[np.unique(np.searchsorted(offs, bad, side="right") - 1)] = True
-    del controls
-    for k, v in _ESCAPES:
-        if len(k) == 1 and ord(k) < 0x20 and ord(k) not in present:
-            continue
-        arr = pc.replace_substring(arr, k, v)
-    return arr
-
-
-def _ids_chunk(source: pa.Array, chosen: pa.Array, rejected: pa.Array) -> list[str]:
+def pair_ids(source: pa.Array, chosen: pa.Array, rejected: pa.Array, *, chunk: int = 1 << 20) -> pa.Array:
+    """:func:`prefcurate.schema.pair_id` of every row, exactly: the JSON
+    document built and hashed in Rust (in parallel, from the Arrow columns
+    in place), ``chunk`` rows per call.  The rows must hold valid canonical
+    messages."""
     n = len(chosen)
-    rare = np.zeros(n, dtype=bool)
-    parts = []
-    for lst in (chosen, rejected):
-        offs, values = _list_parts(lst)
-        rare_el = np.zeros(len(values), dtype=bool)
-        content = _escape(pc.struct_field(values, "content"), rare_el)
-        rare[np.unique(np.repeat(np.arange(n), np.diff(offs))[rare_el])] = True
-        role = pc.struct_field(values, "role")  # validated: system / user / assistant
-        items = pc.binary_join_element_wise('{"content":"', content, '","role":"', role, '"}', "")
-        parts.append(pc.binary_join(pa.ListArray.from_arrays(pa.array(offs, pa.int32()), items), ","))
-    src_rare = np.zeros(n, dtype=bool)
-    esc_source = _escape(source, src_rare)
-    rare |= src_rare
-    blob = pc.binary_join_element_wise('["', esc_source, '",[', parts[0], "],[", parts[1], "]]", "")
-    raw, boffs = _string_bytes(blob)
-    data = raw.data
-    src = source.to_pylist()
-    out = [
-        f"{src[i]}-{hashlib.blake2b(data[boffs[i] : boffs[i + 1]], digest_size=8).hexdigest()}"
-        for i in range(n)
-    ]
-    for i in np.flatnonzero(rare).tolist():
-        out[i] = pair_id(src[i], chosen[i].as_py(), rejected[i].as_py())
-    return out
-
-
-def pair_ids(source: pa.Array, chosen: pa.Array, rejected: pa.Array, *, chunk: int = 4096) -> pa.Array:
-    """:func:`prefcurate.schema.pair_id` of every row, exactly, vectorised
-    (JSON built with Arrow kernels, hashed in threads).  The rows must hold
-    valid canonical messages."""
-    n = len(chosen)
-    if n == 0:
+    out = []
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        data, offs = _core.pair_ids(source.slice(s, m), chosen.slice(s, m), rejected.slice(s, m))
+        if offs[-1] >= 2**31:
+            raise InvalidInputError(
+                f"the ids of rows {s}..{s + m - 1} take over 2 GiB: the source names are too long"
+            )
+        out.append(pa.StringArray.from_buffers(m, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(data)))
+    if not out:
         return pa.array([], pa.string())
-    spans = [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
-
-    def work(span: tuple[int, int]) -> list[str]:
-        s, e = span
-        return _ids_chunk(source.slice(s, e - s), chosen.slice(s, e - s), rejected.slice(s, e - s))
-
-    parts = list(_executor().map(work, spans)) if len(spans) > 1 else [work(spans[0])]
-    return pa.array([x for p in parts for x in p], pa.string())
+    return out[0] if len(out) == 1 else pa.concat_arrays(out)
 
 
 # ---------------------------------------------------------------- the engine

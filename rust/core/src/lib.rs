@@ -8,6 +8,7 @@
 //! * [`persist`]: saving and loading an index.
 //! * [`select`]: top-k / top-fraction per group.
 //! * [`dedup`]: exact and MinHash/LSH near-duplicates, verified, clustered.
+//! * [`pairid`]: content-hash ids of pairs, equal to the Python definition.
 //!
 //! No Python here: the `prefcurate-python` crate is glue only.
 
@@ -15,6 +16,7 @@ pub mod dedup;
 pub mod error;
 pub mod hash;
 pub mod index;
+pub mod pairid;
 pub mod persist;
 pub mod select;
 pub mod tokenize;

@@ -19,6 +19,7 @@ use pyo3::types::{PyBytes, PyDict};
 mod arrow_in;
 mod dedup;
 mod errors;
+mod pairs;
 
 use arrow_in::{StrCol, Texts};
 use errors::{input_error, to_py};
@@ -604,6 +605,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dedup::dedup_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::union_clusters, m)?)?;
+    m.add_function(wrap_pyfunction!(pairs::pair_ids, m)?)?;
     m.add_function(wrap_pyfunction!(lower, m)?)?;
     m.add_function(wrap_pyfunction!(unicode_version, m)?)?;
     m.add_function(wrap_pyfunction!(install_unicode_tables, m)?)?;
