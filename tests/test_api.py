@@ -355,3 +355,37 @@ def test_parquet_roundtrip_of_removed(tmp_path):
     res = prefcurate.decontaminate(t, BENCH)
     pq.write_table(res.removed, tmp_path / "r.parquet")
     assert pq.read_table(tmp_path / "r.parquet").num_rows == 2
+
+
+@pytest.mark.parametrize("n", [7, 30_000])  # the second takes the threaded path
+def test_split_table_equals_take_in_order(n):
+    from prefcurate.schema import MESSAGES, split_table
+
+    rng = np.random.default_rng(n)
+    msgs = [
+        [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a" * (i % 5)}]
+        for i in range(n)
+    ]
+    text = pa.chunked_array(
+        [[f"t{i}" for i in range(n // 2)], [None] + [f"t{i}" for i in range(n // 2 + 1, n)]]
+    )
+    table = pa.table(
+        {
+            "text": text,
+            "view": pa.array([f"v{i}" for i in range(n)], pa.string_view()),
+            "chosen": pa.array(msgs, MESSAGES),
+        }
+    ).replace_schema_metadata({"k": "v"})
+    keep = rng.random(n) < 0.3
+    kept, removed = split_table(table, keep)
+    plain = table.set_column(1, "view", table.column("view").cast(pa.large_string()))
+    assert kept.equals(plain.take(pa.array(np.flatnonzero(keep))))
+    assert removed.equals(plain.take(pa.array(np.flatnonzero(~keep))))
+    # without a view column the schema (and its metadata) is kept as it is
+    k2, r2 = split_table(table.drop_columns(["view"]), keep)
+    assert k2.schema.equals(table.drop_columns(["view"]).schema, check_metadata=True)
+    assert k2.num_rows + r2.num_rows == n and k2.column("text").to_pylist() == [
+        x for x, k in zip(text.to_pylist(), keep) if k
+    ]
+    with pytest.raises(ValueError, match="keep has 3 values"):
+        split_table(table, keep[:3])

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("torch")
@@ -145,6 +146,11 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, demo_run):
     res = Pipeline(DEMO, out, data_dir=cli.demo_dir()).run()
     assert len(res.cached) >= 8
     assert (out / "demo.jsonl").read_bytes() == (demo_run / "demo.jsonl").read_bytes()
+    # the removed rows too (written from the stage cache's files)
+    names = sorted(f.name for f in (demo_run / "removed").iterdir())
+    assert names and names == sorted(f.name for f in (out / "removed").iterdir())
+    for name in names:
+        assert pq.read_table(out / "removed" / name).equals(pq.read_table(demo_run / "removed" / name)), name
 
 
 def test_recipe_errors(tmp_path):
@@ -175,3 +181,21 @@ def test_dry_run_plans_the_shipped_recipes(capsys):
     err = capsys.readouterr().err
     assert "Magpie-Align/Magpie-Llama-3.1-Pro-DPO-100K-v0.1" in err and "allenai/reward-bench" in err
     assert "skywork-magpie" in err
+
+
+def test_a_failed_run_keeps_the_stages_it_finished_cached(tmp_path):
+    ended: list[str] = []
+
+    def hook(name: str, phase: str) -> None:
+        if phase == "end":
+            ended.append(name)
+        elif name == "select":
+            raise RuntimeError("stop at select")
+
+    out = tmp_path / "failed"
+    with pytest.raises(RuntimeError, match="stop at select"):
+        Pipeline(DEMO, out, data_dir=cli.demo_dir(), stage_hook=hook).run()
+    # the cache writes run in the background: every finished stage is there
+    assert ended and len(list((out / ".cache").glob("*/done.json"))) == len(ended)
+    res = Pipeline(DEMO, out, data_dir=cli.demo_dir()).run()
+    assert res.cached == ended

@@ -269,8 +269,9 @@ def split_rows(res: Resolved, removed_mask: np.ndarray, extra: pa.Table) -> tupl
         for name in extra.column_names:
             removed = removed.add_column(name, extra.column(name).to_pylist())
         return kept, removed
-    kept_t = pa.Table.from_pydict({c: take(table.column(c), keep_idx) for c in table.column_names})
-    rem_t = pa.Table.from_pydict({c: take(table.column(c), rem_idx) for c in table.column_names})
+    from .schema import split_table
+
+    kept_t, rem_t = split_table(table, ~removed_mask)
     for name in extra.column_names:
         if name in rem_t.column_names:
             rem_t = rem_t.drop_columns([name])

@@ -44,6 +44,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,12 @@ class Pipeline:
         self.progress = progress
         self.num_threads = num_threads
         self.stage_hook = stage_hook
+        # stage outputs are written to the cache in a background thread,
+        # overlapping the next stage; a stage's cache entry is complete once
+        # its done.json exists (written last, then the folder renamed)
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._stored: dict[str, Path] = {}
 
     # -- planning
 
@@ -313,15 +320,39 @@ class Pipeline:
         meta = json.loads((d / "done.json").read_text())
         kept = pq.read_table(d / "kept.parquet")
         removed = pq.read_table(d / "removed.parquet")
+        self._stored[name] = d
         return StageResult(name, kept, removed, meta["n_input"], meta.get("info", {}))
 
     def _store(self, key: str, res: StageResult) -> None:
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(2, thread_name_prefix="prefcurate-cache")
+        self._stored[res.stage] = self._cache_dir(key)
+        self._pending.append(self._writer.submit(self._store_now, key, res))
+
+    def _flush(self, *, quiet: bool = False) -> None:
+        """Wait for the cache writes; raise the first error unless ``quiet``
+        (the run already failed: its error is the one to see)."""
+        pending, self._pending = self._pending, []
+        errors = []
+        for f in pending:
+            try:
+                f.result()
+            except Exception as e:
+                errors.append(e)
+        if errors and not quiet:
+            raise errors[0]
+        for err in errors:
+            log.warning("writing the stage cache failed: %s", err)
+
+    def _store_now(self, key: str, res: StageResult) -> None:
         d = self._cache_dir(key)
         tmp = d.with_name(d.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        pq.write_table(res.kept, tmp / "kept.parquet")
-        pq.write_table(res.removed, tmp / "removed.parquet")
+        # as prefcurate.io.write_table writes Parquet: the removed rows' file
+        # is also the run's removed/<stage>.parquet
+        pq.write_table(res.kept, tmp / "kept.parquet", compression="zstd")
+        pq.write_table(res.removed, tmp / "removed.parquet", compression="zstd")
         (tmp / "done.json").write_text(json.dumps({"n_input": res.n_input, "info": res.info}, default=str))
         shutil.rmtree(d, ignore_errors=True)
         tmp.rename(d)
@@ -380,13 +411,10 @@ class Pipeline:
             ok = np.array([v == value for v in vals], dtype=bool)
             why[keep & ~ok] = f"{col}_not_{str(value).lower()}"
             keep &= ok
-        from .schema import removed_rows
+        from .schema import split_stage
 
-        idx = np.flatnonzero(~keep)
-        removed = removed_rows(table, idx, f"filter:{name}", why[idx].tolist())
-        return StageResult(
-            f"filter:{name}", table.take(pa.array(np.flatnonzero(keep))), removed, table.num_rows
-        )
+        kept, removed = split_stage(table, keep, f"filter:{name}", why[~keep].tolist())
+        return StageResult(f"filter:{name}", kept, removed, table.num_rows)
 
     def _select(self, pool: pa.Table) -> StageResult:
         from .select import PRESETS, select_top_result
@@ -480,6 +508,13 @@ class Pipeline:
 
     def run(self) -> PipelineResult:
         """Run every stage (reusing the cache), write the outputs and the report."""
+        try:
+            return self._run()
+        except BaseException:
+            self._flush(quiet=True)  # what was computed stays cached for the next run
+            raise
+
+    def _run(self) -> PipelineResult:
         r = self.recipe
         self.out.mkdir(parents=True, exist_ok=True)
         stages: list[StageResult] = []
@@ -602,15 +637,28 @@ class Pipeline:
 
         fmt = self.recipe.output.get("format", "parquet")
         write_table(result.final, self.out / f"{self.recipe.name}.{fmt}")
-        removed_dir = self.out / "removed"
-        removed_dir.mkdir(exist_ok=True)
-        for s in result.stages:
-            if s.removed.num_rows:
-                write_table(s.removed, removed_dir / f"{s.stage.replace(':', '-')}.parquet")
         (self.out / "summary.json").write_text(
             json.dumps(result.summary(), indent=2, default=str) + "\n", encoding="utf-8"
         )
         write_report(result, self.out)
+        # the removed rows: the stage cache's file when this run wrote it
+        # (the same table, already encoded), else written here
+        self._flush()
+        removed_dir = self.out / "removed"
+        removed_dir.mkdir(exist_ok=True)
+        for s in result.stages:
+            if not s.removed.num_rows:
+                continue
+            dest = removed_dir / f"{s.stage.replace(':', '-')}.parquet"
+            cached = self._stored.get(s.stage)
+            if cached is not None and (cached / "removed.parquet").exists():
+                dest.unlink(missing_ok=True)
+                try:
+                    os.link(cached / "removed.parquet", dest)
+                except OSError:
+                    shutil.copyfile(cached / "removed.parquet", dest)
+            else:
+                write_table(s.removed, dest)
 
 
 def run_recipe(recipe: str | os.PathLike | Recipe, out: str | os.PathLike, **kwargs: Any) -> PipelineResult:

@@ -145,6 +145,51 @@ def with_columns(table: pa.Table, columns: dict[str, Any]) -> pa.Table:
     return table
 
 
+_split_pool: Any = None
+
+
+def _plain(arr: Any) -> Any:
+    """string_view / binary_view as large_string / large_binary: pyarrow's
+    selection kernels do not take the view types."""
+    if pa.types.is_string_view(arr.type):
+        return arr.cast(pa.large_string())
+    if pa.types.is_binary_view(arr.type):
+        return arr.cast(pa.large_binary())
+    return arr
+
+
+def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
+    """(the rows where ``keep``, the other rows), both in table order.
+
+    Every column is filtered on its own, the columns in parallel threads
+    (Arrow releases the interpreter lock): with long text this is several
+    times faster than ``table.take(indices)``, which copies the nested
+    message lists on one thread."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import pyarrow.compute as pc
+
+    global _split_pool
+    mask = np.asarray(keep, dtype=bool)
+    if len(mask) != table.num_rows:
+        raise ValueError(f"keep has {len(mask)} values for {table.num_rows} rows")
+    masks = (pa.array(mask), pa.array(~mask))
+    cols = [_plain(c) for c in table.columns]
+    if table.num_rows < 20_000 or len(cols) < 2:
+        parts = [[pc.filter(c, m) for c in cols] for m in masks]
+    else:
+        if _split_pool is None:
+            _split_pool = ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)), "prefcurate-split")
+        futs = [[_split_pool.submit(pc.filter, c, m) for c in cols] for m in masks]
+        parts = [[f.result() for f in row] for row in futs]
+    if all(c.type == f.type for c, f in zip(cols, table.schema)):
+        return tuple(pa.Table.from_arrays(p, schema=table.schema) for p in parts)  # type: ignore[return-value]
+    names = table.column_names
+    return pa.Table.from_arrays(parts[0], names=names), pa.Table.from_arrays(parts[1], names=names)
+
+
 @dataclass
 class StageResult:
     """What one stage kept and removed.
@@ -197,14 +242,13 @@ class StageResult:
         return f"StageResult({self.stage!r}: {self.n_input} in, {self.kept.num_rows} kept, {self.removed.num_rows} removed)"
 
 
-def removed_rows(
-    table: pa.Table, indices: Any, stage: str, reasons: Any, extra: dict[str, Any] | None = None
-) -> pa.Table:
-    """The rows ``indices`` of ``table`` with ``stage``, ``reason`` and ``extra`` columns."""
-    import numpy as np
-
-    idx = pa.array(np.asarray(indices, dtype=np.int64))
-    out = table.take(idx)
+def split_stage(
+    table: pa.Table, keep: Any, stage: str, reasons: Any, extra: dict[str, Any] | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """(kept rows, removed rows with ``stage``, ``reason`` and ``extra``
+    columns), split with :func:`split_table`; ``reasons`` and ``extra`` hold
+    one value per removed row, in table order."""
+    kept, out = split_table(table, keep)
     n = out.num_rows
     reasons = [reasons] * n if isinstance(reasons, str) else list(reasons)
     cols: dict[str, Any] = {
@@ -212,4 +256,4 @@ def removed_rows(
         "reason": pa.array(reasons, pa.string()),
     }
     cols.update(extra or {})
-    return with_columns(out, cols)
+    return kept, with_columns(out, cols)

@@ -51,7 +51,7 @@ import pyarrow as pa
 
 from ._progress import ProgressArg, progress_callback
 from .errors import InvalidInputError, PrefcurateError
-from .schema import StageResult, removed_rows, with_columns
+from .schema import StageResult, split_stage, with_columns
 
 if TYPE_CHECKING:
     import torch
@@ -1127,8 +1127,7 @@ def filter_margin(
     drop = np.flatnonzero(~keep)
     low_reason = "non_positive_margin" if min_margin == 0 else "margin_below_min"
     reasons = np.where(nan[drop], "nan_score", low_reason).tolist()
-    kept = table.filter(pa.array(keep))
-    removed = removed_rows(table, drop, STAGE, reasons)
+    kept, removed = split_stage(table, keep, STAGE, reasons)
     if len(margin) and not nan.all():
         info["margin_quantiles"] = {
             q: round(float(np.nanquantile(margin, float(q))), 6)

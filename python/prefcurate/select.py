@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from . import _core
 from .errors import InvalidInputError
-from .schema import StageResult, with_columns
+from .schema import StageResult, split_table, with_columns
 
 STAGE = "select"
 REASONS = {1: "below_cutoff", 2: "missing_score", 3: "missing_group"}
@@ -408,7 +408,6 @@ def select_top_result(
         num_threads=num_threads,
     )
     reason = out["reason"]
-    keep = np.flatnonzero(reason == 0)
     rem = np.flatnonzero(reason != 0)
     gids = out["groups"]
     names = out["group_names"]
@@ -420,7 +419,7 @@ def select_top_result(
     cut = np.append(cutoff, np.nan)[g_rem]
     rank = out["rank"][rem].astype(np.int64)
     adjusted = out["adjusted"][rem]
-    removed = t.take(pa.array(rem))
+    kept, removed = split_table(t, reason == 0)
     removed = with_columns(
         removed,
         {
@@ -443,7 +442,7 @@ def select_top_result(
             for g, q, r, kk, c in zip(names, out["quotas"], out["ranked"], out["kept"], cutoff)
         }
     }
-    return StageResult(STAGE, t.take(pa.array(keep)), removed, t.num_rows, info)
+    return StageResult(STAGE, kept, removed, t.num_rows, info)
 
 
 for _f in (select_top, select_top_indices, select_top_result):
