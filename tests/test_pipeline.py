@@ -151,6 +151,8 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, demo_run):
     assert names and names == sorted(f.name for f in (out / "removed").iterdir())
     for name in names:
         assert pq.read_table(out / "removed" / name).equals(pq.read_table(demo_run / "removed" / name)), name
+        # copies of the cache's files, not links: rewriting an output leaves the cache alone
+        assert (out / "removed" / name).stat().st_nlink == 1
 
 
 def test_recipe_errors(tmp_path):

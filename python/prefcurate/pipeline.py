@@ -642,7 +642,7 @@ class Pipeline:
         )
         write_report(result, self.out)
         # the removed rows: the stage cache's file when this run wrote it
-        # (the same table, already encoded), else written here
+        # (the same table, already encoded: copied), else written here
         self._flush()
         removed_dir = self.out / "removed"
         removed_dir.mkdir(exist_ok=True)
@@ -652,11 +652,8 @@ class Pipeline:
             dest = removed_dir / f"{s.stage.replace(':', '-')}.parquet"
             cached = self._stored.get(s.stage)
             if cached is not None and (cached / "removed.parquet").exists():
-                dest.unlink(missing_ok=True)
-                try:
-                    os.link(cached / "removed.parquet", dest)
-                except OSError:
-                    shutil.copyfile(cached / "removed.parquet", dest)
+                # a copy, not a link: rewriting the output must not change the cache
+                shutil.copyfile(cached / "removed.parquet", dest)
             else:
                 write_table(s.removed, dest)
 
