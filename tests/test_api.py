@@ -387,5 +387,10 @@ def test_split_table_equals_take_in_order(n):
     assert k2.num_rows + r2.num_rows == n and k2.column("text").to_pylist() == [
         x for x, k in zip(text.to_pylist(), keep) if k
     ]
+    # with a view column cast, the metadata stays
+    assert kept.schema.metadata == {b"k": b"v"} and kept.schema.field("view").type == pa.large_string()
+    # rows without columns keep their count
+    k0, r0 = split_table(table.drop_columns(table.column_names), keep)
+    assert (k0.num_rows, r0.num_rows) == (int(keep.sum()), int((~keep).sum()))
     with pytest.raises(ValueError, match="keep has 3 values"):
         split_table(table, keep[:3])

@@ -293,6 +293,44 @@ def test_against_a_saved_reference(tmp_path):
     assert att.column("duplicate_of").to_pylist() == [0, 1, 1]
     assert res.kept.column("id").to_pylist() == ["y"]
     assert res.removed.num_rows == 3
+    # a list of str against the index: a bad item is named by its own row
+    with pytest.raises(InvalidInputError, match="text: row 1 is None, not a str"):
+        prefcurate.dedup(["ok", None], against=loaded)
+    with pytest.raises(InvalidInputError, match="text: row 1 is int, not a str"):
+        prefcurate.dedup(["ok", 5], against=loaded)
+
+
+def test_an_index_saved_by_format_1_gets_its_band_keys_made_again(tmp_path):
+    import json as _json
+
+    import pyarrow.parquet as pq
+
+    b = ["How do magnets work in simple words for a child of ten"]
+    a = ["How do magnets work, in simple words for a child of ten?"]
+    prefcurate.DedupIndex(b, threshold=0.5, ngram=2).save(tmp_path / "new.pcdedup")
+    # an index as format 1 wrote it: its keys hashed shingles another way
+    # (here: keys that match nothing)
+    t = pq.read_table(tmp_path / "new.pcdedup")
+    meta = _json.loads(t.schema.metadata[b"prefcurate.dedup_index"])
+    bands = meta["params"]["bands"]
+    old_keys = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(bands, dtype=np.uint64) + 12345), bands)
+    t = t.set_column(t.column_names.index("__band_keys"), "__band_keys", old_keys)
+    for version, found in ((1, True), (2, False)):
+        meta["version"] = version
+        pq.write_table(
+            t.replace_schema_metadata({b"prefcurate.dedup_index": _json.dumps(meta).encode()}),
+            tmp_path / "old.pcdedup",
+        )
+        res = prefcurate.dedup(a, against=prefcurate.DedupIndex.load(tmp_path / "old.pcdedup"))
+        # format 1: keys made again on load, the near duplicate is found;
+        # the same stale keys claimed as format 2 are trusted and miss it
+        assert (res.reason.tolist() == ["near_duplicate"]) == found
+    meta["version"] = 99
+    pq.write_table(
+        t.replace_schema_metadata({b"prefcurate.dedup_index": _json.dumps(meta).encode()}), tmp_path / "new99"
+    )
+    with pytest.raises(InvalidInputError, match="newer prefcurate"):
+        prefcurate.DedupIndex.load(tmp_path / "new99")
 
 
 def test_thread_count_does_not_change_results(shared):
@@ -351,6 +389,18 @@ def test_short_and_empty_texts_follow_the_documented_rule():
     c = prefcurate.dedup(texts, threshold=0.7, shingle="char", ngram=4)
     assert c.info["no_shingles"] == 0 and c.info["short"] == 2
     assert c.reason.tolist()[:2] == [None, "exact_duplicate"]
+    # pairs whose prompts have no token: the role marker alone is no shingle,
+    # so they are not near copies of each other (only exact keys apply)
+    p = pa.table(
+        {
+            "chosen": [msgs(q, "yes") for q in ("?", "!!", "a b c")],
+            "rejected": [msgs(q, "no") for q in ("?", "!!", "a b c")],
+        }
+    )
+    r = prefcurate.dedup(p, level="prompt", threshold=0.5)
+    assert r.reason.tolist() == [None, None, None] and r.info["no_shingles"] == 3
+    with pytest.raises(InvalidInputError, match="num_perm must be"):
+        prefcurate.dedup(texts, num_perm=100_000)
 
 
 def test_cli_dedup_and_index(tmp_path):

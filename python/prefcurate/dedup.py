@@ -159,10 +159,31 @@ def _as_data(data: Any, text: str | None) -> _Data:
     return _Data(res, t, texts=res.texts)
 
 
+def _str_list(lst: list, what: str = "text") -> pa.Array:
+    """A list of str as an Arrow array; a non-str item is an error naming its
+    row (as the Rust reader of a list reports it)."""
+    try:
+        arr = pa.array(lst, type=pa.large_string())
+        if not arr.null_count:
+            return arr
+    except (pa.ArrowTypeError, pa.ArrowInvalid, UnicodeEncodeError):
+        pass
+    for i, x in enumerate(lst):
+        if not isinstance(x, str):
+            raise InvalidInputError(
+                f"{what}: row {i} is {'None' if x is None else type(x).__name__}, not a str"
+            )
+        try:
+            x.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"{what}: row {i} is not valid UTF-8 (a lone surrogate)") from None
+    raise InvalidInputError(f"{what}: cannot read the list as text")  # pragma: no cover - caught above
+
+
 def _common(a: Any, b: Any, typ: pa.DataType) -> pa.ChunkedArray:
     def chunks(x):
         if isinstance(x, list):
-            return [pa.array(x, type=pa.large_string())]
+            return [_str_list(x)]
         arr = x if isinstance(x, pa.ChunkedArray) else pa.chunked_array([x])
         return [c.cast(typ) for c in arr.chunks]
 
@@ -576,6 +597,15 @@ def _run(
     return out
 
 
+#: The most MinHash permutations (and so LSH bands) a run may use.
+MAX_PERM = 8192
+
+
+def _check_num_perm(num_perm: Any) -> None:
+    if not isinstance(num_perm, (int, np.integer)) or not 1 <= num_perm <= MAX_PERM:
+        raise InvalidInputError(f"num_perm must be an integer in [1, {MAX_PERM}], got {num_perm!r}")
+
+
 def dedup_params(
     level: str,
     method: str,
@@ -592,6 +622,7 @@ def dedup_params(
 ) -> dict[str, Any]:
     """The parameters a dedup run records (``DedupResult.params``), with the
     LSH bands and rows chosen when not given; shared by both engines."""
+    _check_num_perm(num_perm)
     params: dict[str, Any] = {
         "level": level,
         "method": method,
@@ -643,6 +674,11 @@ def exact_edges(exact: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.nd
 # ---------------------------------------------------------------- against an index
 
 
+#: The saved index's format.  2: the "fast" MinHash family hashes a word
+#: shingle from its words' hashes (band keys of version 1 are recomputed on load).
+INDEX_VERSION = 2
+
+
 class DedupIndex:
     """A reference dataset to deduplicate against: build it once from ``b``,
     save it, and call ``dedup(a, against=index)`` later; ``b`` is never
@@ -672,6 +708,7 @@ class DedupIndex:
                 f"DedupIndex: bad level / method {params['level']!r} / {params['method']!r}"
             )
         if params["method"] == "minhash":
+            _check_num_perm(params["num_perm"])
             bands, rows = settings.get("bands"), settings.get("rows")
             b, r = (bands, rows) if bands and rows else lsh_params(params["threshold"], params["num_perm"])
             params.update(bands=b, rows=r)
@@ -683,32 +720,35 @@ class DedupIndex:
             cols["rejected"] = d.rejected.cast(MESSAGES_LARGE)
         else:
             t = d.texts
-            cols["text"] = (
-                pa.array(t, pa.large_string()) if isinstance(t, list) else t.cast(pa.large_string())
-            )
+            cols["text"] = _str_list(t) if isinstance(t, list) else t.cast(pa.large_string())
         if d.table is not None and "id" in d.table.column_names:
             cols["id"] = d.table.column("id").cast(pa.string())
         self.table = pa.Table.from_pydict(cols)
-        self.keys = None
-        if params["method"] == "minhash":
-            a, b = permutations(params["num_perm"], params["seed"])
-            self.keys = _core.dedup_band_keys(
-                level=params["level"] if d.pairs else "prompt",
-                norm_opts=tuple(params["norm"]),
-                shingle_kind=params["shingle"][0],
-                shingle_n=params["shingle"][1],
-                family_kind=params["permutations"],
-                a=a,
-                b=b,
-                bands=params["bands"],
-                rows_per_band=params["rows"],
-                num_threads=num_threads,
-                **(
-                    {"chosen": self.table.column("chosen"), "rejected": self.table.column("rejected")}
-                    if d.pairs
-                    else {"texts": self.table.column("text")}
-                ),
-            )
+        self.keys = self._band_keys(num_threads)
+
+    def _band_keys(self, num_threads: int | None = None) -> np.ndarray | None:
+        """The LSH band keys of the reference rows (None for exact dedup)."""
+        params = self.params
+        if params["method"] != "minhash":
+            return None
+        a, b = permutations(params["num_perm"], params["seed"])
+        return _core.dedup_band_keys(
+            level=params["level"] if self.pairs else "prompt",
+            norm_opts=tuple(params["norm"]),
+            shingle_kind=params["shingle"][0],
+            shingle_n=params["shingle"][1],
+            family_kind=params["permutations"],
+            a=a,
+            b=b,
+            bands=params["bands"],
+            rows_per_band=params["rows"],
+            num_threads=num_threads,
+            **(
+                {"chosen": self.table.column("chosen"), "rejected": self.table.column("rejected")}
+                if self.pairs
+                else {"texts": self.table.column("text")}
+            ),
+        )
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -717,7 +757,8 @@ class DedupIndex:
         return f"DedupIndex({len(self)} rows, {self.params})"
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the index (a Parquet file with the settings in its metadata)."""
+        """Write the index (a Parquet file with the settings and the format
+        version in its metadata; :meth:`load` reads older formats too)."""
         import pyarrow.parquet as pq
 
         t = self.table
@@ -727,7 +768,7 @@ class DedupIndex:
             )
         meta = {
             b"prefcurate.dedup_index": json.dumps(
-                {"version": 1, "params": self.params, "pairs": self.pairs}
+                {"version": INDEX_VERSION, "params": self.params, "pairs": self.pairs}
             ).encode()
         }
         t = t.replace_schema_metadata(meta)
@@ -749,6 +790,11 @@ class DedupIndex:
         if meta is None:
             raise InvalidInputError(f"{path}: not a dedup index (no prefcurate.dedup_index metadata)")
         m = json.loads(meta)
+        if m.get("version", 1) > INDEX_VERSION:
+            raise InvalidInputError(
+                f"{path}: a dedup index of format {m['version']}, made by a newer prefcurate "
+                f"(this one reads up to {INDEX_VERSION})"
+            )
         obj = cls.__new__(cls)
         obj.params, obj.pairs = m["params"], m["pairs"]
         obj.keys = None
@@ -758,6 +804,9 @@ class DedupIndex:
             )
             t = t.drop_columns(["__band_keys"])
         obj.table = t.replace_schema_metadata(None)
+        if m.get("version", 1) < INDEX_VERSION:
+            # keys saved by an older version hash shingles another way: made again
+            obj.keys = obj._band_keys()
         return obj
 
     def _dedup(

@@ -696,7 +696,10 @@ def pair_ids(source: pa.Array, chosen: pa.Array, rejected: pa.Array, *, chunk: i
     out = []
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
-        data, offs = _core.pair_ids(source.slice(s, m), chosen.slice(s, m), rejected.slice(s, m))
+        try:
+            data, offs = _core.pair_ids(source.slice(s, m), chosen.slice(s, m), rejected.slice(s, m))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{e} (rows counted from row {s})") if s else e from None
         if offs[-1] >= 2**31:
             raise InvalidInputError(
                 f"the ids of rows {s}..{s + m - 1} take over 2 GiB: the source names are too long"

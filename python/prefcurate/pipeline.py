@@ -242,7 +242,9 @@ class Pipeline:
         Called as ``stage_hook(name, "start" | "end")`` around every stage
         (benchmarks measure with it).
     cache:
-        Reuse cached stage outputs (``OUT/.cache``).
+        Reuse cached stage outputs (``OUT/.cache``).  Stage outputs are
+        written to the cache either way (in background threads, so that a
+        later run can resume); ``False`` only ignores what is there.
     progress:
         Show progress bars.
     """
@@ -641,9 +643,10 @@ class Pipeline:
             json.dumps(result.summary(), indent=2, default=str) + "\n", encoding="utf-8"
         )
         write_report(result, self.out)
-        # the removed rows: the stage cache's file when this run wrote it
-        # (the same table, already encoded: copied), else written here
-        self._flush()
+        # the removed rows: the stage cache's file when there is one (the
+        # same table, already encoded: copied), else written here (also when
+        # a cache write failed: that is logged, the run's output is complete)
+        self._flush(quiet=True)
         removed_dir = self.out / "removed"
         removed_dir.mkdir(exist_ok=True)
         for s in result.stages:
@@ -651,7 +654,7 @@ class Pipeline:
                 continue
             dest = removed_dir / f"{s.stage.replace(':', '-')}.parquet"
             cached = self._stored.get(s.stage)
-            if cached is not None and (cached / "removed.parquet").exists():
+            if cached is not None and (cached / "done.json").exists():
                 # a copy, not a link: rewriting the output must not change the cache
                 shutil.copyfile(cached / "removed.parquet", dest)
             else:

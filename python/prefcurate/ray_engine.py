@@ -973,7 +973,7 @@ def decontaminate(
 
 _NS_EXACT = 0
 _NS_CONTRA = 1
-_NS_BAND = 2  # + band number
+_NS_BAND = 2  # + band number (bands <= dedup.MAX_PERM, far below the namespaces below)
 _NS_DEGENERATE = 65535
 _NS_NO_SHINGLES = 65534  # rows without a shingle (counted)
 _NS_SHORT = 65533  # rows shorter than one shingle (counted)

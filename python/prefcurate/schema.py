@@ -175,6 +175,9 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
     mask = np.asarray(keep, dtype=bool)
     if len(mask) != table.num_rows:
         raise ValueError(f"keep has {len(mask)} values for {table.num_rows} rows")
+    if not table.num_columns:  # rows without columns: slices keep their count
+        k = int(mask.sum())
+        return table.slice(0, k), table.slice(0, table.num_rows - k)
     masks = (pa.array(mask), pa.array(~mask))
     cols = [_plain(c) for c in table.columns]
     if table.num_rows < 20_000 or len(cols) < 2:
@@ -184,10 +187,11 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
             _split_pool = ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)), "prefcurate-split")
         futs = [[_split_pool.submit(pc.filter, c, m) for c in cols] for m in masks]
         parts = [[f.result() for f in row] for row in futs]
-    if all(c.type == f.type for c, f in zip(cols, table.schema)):
-        return tuple(pa.Table.from_arrays(p, schema=table.schema) for p in parts)  # type: ignore[return-value]
-    names = table.column_names
-    return pa.Table.from_arrays(parts[0], names=names), pa.Table.from_arrays(parts[1], names=names)
+    # the schema with its metadata (view columns as their large types)
+    schema = pa.schema(
+        [f.with_type(c.type) for c, f in zip(cols, table.schema)], metadata=table.schema.metadata
+    )
+    return pa.Table.from_arrays(parts[0], schema=schema), pa.Table.from_arrays(parts[1], schema=schema)
 
 
 @dataclass

@@ -510,6 +510,7 @@ impl<'t> Shingler<'t> {
             Shingle::Word(n) => {
                 // the words (a marker word "\x01role" before each marked part)
                 self.word_hashes.clear();
+                let mut tokens = 0usize;
                 for (marker, text) in parts {
                     if !marker.is_empty() {
                         self.word_hashes
@@ -522,6 +523,7 @@ impl<'t> Shingler<'t> {
                         }
                     }
                     self.tokenize_part(text);
+                    tokens += self.toks.hashes.len();
                     self.word_hashes.extend_from_slice(&self.toks.hashes);
                     if strings {
                         for &(a, b) in &self.toks.spans {
@@ -532,10 +534,12 @@ impl<'t> Shingler<'t> {
                         }
                     }
                 }
-                // a polynomial hash of each window of n words, rolled along
+                // a polynomial hash of each window of n words, rolled along;
+                // a row without any token has no shingle (role markers alone
+                // would make every empty prompt a copy of every other)
                 let w = &self.word_hashes;
-                self.units = w.len();
-                if w.is_empty() {
+                self.units = if tokens == 0 { 0 } else { w.len() };
+                if tokens == 0 {
                     return;
                 }
                 let n = n.min(w.len());
