@@ -43,12 +43,9 @@ class Resolved:
 def take(arr: Any, indices: np.ndarray) -> Any:
     """``arr.take(indices)`` that also works for string_view columns, which
     pyarrow's selection kernels do not handle (they come back as large_string)."""
-    t = arr.type
-    if pa.types.is_string_view(t):
-        arr = arr.cast(pa.large_string())
-    elif pa.types.is_binary_view(t):
-        arr = arr.cast(pa.large_binary())
-    return arr.take(pa.array(indices, type=pa.int64()))
+    from .schema import plain_type
+
+    return plain_type(arr).take(pa.array(indices, type=pa.int64()))
 
 
 def _is_message_list(t: pa.DataType) -> bool:

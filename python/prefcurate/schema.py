@@ -148,7 +148,7 @@ def with_columns(table: pa.Table, columns: dict[str, Any]) -> pa.Table:
 _split_pool: Any = None
 
 
-def _plain(arr: Any) -> Any:
+def plain_type(arr: Any) -> Any:
     """string_view / binary_view as large_string / large_binary: pyarrow's
     selection kernels do not take the view types."""
     if pa.types.is_string_view(arr.type):
@@ -179,7 +179,7 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
         k = int(mask.sum())
         return table.slice(0, k), table.slice(0, table.num_rows - k)
     masks = (pa.array(mask), pa.array(~mask))
-    cols = [_plain(c) for c in table.columns]
+    cols = [plain_type(c) for c in table.columns]
     if table.num_rows < 20_000 or len(cols) < 2:
         parts = [[pc.filter(c, m) for c in cols] for m in masks]
     else:
