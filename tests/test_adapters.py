@@ -14,7 +14,7 @@ import pytest
 
 import prefcurate
 from prefcurate import InvalidInputError, convert_pairs, read_pairs
-from prefcurate.adapters import FORMATS, detect_format, parse_helpsteer2_prompt, parse_hh
+from prefcurate.io import FORMATS, detect_format, parse_helpsteer2_prompt, parse_hh
 from prefcurate.schema import pair_id, validate_pairs
 
 FIX = Path(__file__).parent / "fixtures"
@@ -222,7 +222,7 @@ def test_offsetbias_label_picks_the_chosen_output():
         {"instruction": "a", "output_1": "b", "output_2": "c", "label": 2},
     ]
     with pytest.raises(InvalidInputError, match=r"records: row 0: field 'label' is 3, expected 1 or 2"):
-        read_pairs(recs)
+        read_pairs(recs, on_invalid="raise")
     res = convert_pairs(recs, on_invalid="quarantine")
     assert answers(res.pairs) == ["c"] and res.quarantine.column("reason").to_pylist() == ["bad_label"]
 
@@ -353,7 +353,7 @@ def test_trl_and_ultrafeedback():
         }
     ]
     with pytest.raises(InvalidInputError, match="field 'prompt' is not the first user turn"):
-        read_pairs(bad, "trl")
+        read_pairs(bad, "trl", on_invalid="raise")
 
 
 def test_three_string_formats():

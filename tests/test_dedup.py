@@ -12,7 +12,7 @@ import pytest
 
 import prefcurate
 from prefcurate import InvalidInputError, _core
-from prefcurate.dedup import lsh_params, permutations
+from prefcurate.stages.dedup import lsh_params, permutations
 
 NORM = (True, True, True)
 
@@ -329,7 +329,7 @@ def test_an_index_saved_by_format_1_gets_its_band_keys_made_again(tmp_path):
     pq.write_table(
         t.replace_schema_metadata({b"prefcurate.dedup_index": _json.dumps(meta).encode()}), tmp_path / "new99"
     )
-    with pytest.raises(InvalidInputError, match="newer prefcurate"):
+    with pytest.raises(prefcurate.IndexFileError, match="newer prefcurate"):
         prefcurate.DedupIndex.load(tmp_path / "new99")
 
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import prefcurate
 from prefcurate import InvalidInputError, convert_pairs, iter_pairs, read_pairs, write_pairs
-from prefcurate import pairs as pairs_mod
-from prefcurate.pairs import pair_ids, records_to_table
+from prefcurate.io import InvalidRowsWarning, pair_ids, readers, records_to_table
+from prefcurate.io.validate import MALFORMED
 from prefcurate.schema import MESSAGES, pair_id
 
 FIX = Path(__file__).parent / "fixtures"
@@ -152,7 +152,7 @@ def test_folder_of_shards_names_the_shard_in_errors(tmp_path):
     with gzip.open(folder / "part-1.jsonl.gz", "wt", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     with pytest.raises(InvalidInputError) as e:
-        read_pairs(folder)
+        read_pairs(folder, on_invalid="raise")
     assert str(e.value).startswith(f"{folder / 'part-1.jsonl.gz'}:2: field 'rejected[0].role'")
     res = convert_pairs(folder, on_invalid="quarantine")
     assert res.pairs.num_rows == 4
@@ -197,7 +197,7 @@ def test_iter_pairs_parquet_streams_in_bounded_batches(tmp_path):
 
 
 def test_iter_pairs_jsonl_blocks_keep_line_numbers(tmp_path, monkeypatch):
-    monkeypatch.setattr(pairs_mod, "JSONL_BLOCK_BYTES", 300)  # many blocks, lines cut across them
+    monkeypatch.setattr(readers, "JSONL_BLOCK_BYTES", 300)  # many blocks, lines cut across them
     recs = skywork_rows(40)
     lines = [json.dumps(r) for r in recs]
     lines[33] = lines[33].replace('"assistant"', '"robot"', 1)
@@ -213,7 +213,7 @@ def test_iter_pairs_jsonl_blocks_keep_line_numbers(tmp_path, monkeypatch):
     [q] = stream.quarantine.to_pylist()
     assert (q["row"], q["line"], q["field"]) == (33, 35, "chosen[1].role")
     with pytest.raises(InvalidInputError, match=rf"^{path}:35: field 'chosen\[1\].role' is 'robot'"):
-        list(iter_pairs(path, batch_size=7))
+        list(iter_pairs(path, batch_size=7, on_invalid="raise"))
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
@@ -330,10 +330,19 @@ def test_bad_rows_raise_or_are_quarantined(tmp_path, raw, field, reason, fragmen
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b"\n".join([good, good, raw, good]) + b"\n")
     with pytest.raises(InvalidInputError) as e:
-        read_pairs(path)
+        read_pairs(path, on_invalid="raise")
     msg = str(e.value)
     assert msg.startswith(f"{path}:3: " + (f"field {field!r} " if field else ""))
     assert fragment in msg
+    # the default: a malformed record raises the same error; a well-formed
+    # record with a content problem is left out with a warning
+    if reason in MALFORMED:
+        with pytest.raises(InvalidInputError) as e2:
+            read_pairs(path)
+        assert str(e2.value) == msg
+    else:
+        with pytest.warns(InvalidRowsWarning, match=rf"1 of 4 rows were invalid and left out \(1 {reason}\)"):
+            assert read_pairs(path).num_rows == 3
     res = read_pairs(path, on_invalid="quarantine")
     assert isinstance(res, prefcurate.ConvertResult)
     assert res.pairs.num_rows == 3
@@ -370,11 +379,11 @@ def test_bad_rows_in_memory_inputs_are_named_by_row():
     with pytest.raises(
         InvalidInputError, match=r"^pyarrow.Table: row 1: field 'rejected' is missing or null$"
     ):
-        read_pairs(t)
+        read_pairs(t, on_invalid="raise")
     import polars as pl
 
     with pytest.raises(InvalidInputError, match=r"^polars.DataFrame: row 1: field 'rejected'"):
-        read_pairs(pl.from_arrow(t))
+        read_pairs(pl.from_arrow(t), on_invalid="raise")
 
 
 def test_truncated_parquet_is_an_error_in_both_modes(tmp_path):
@@ -496,7 +505,7 @@ def test_cli_convert_format_source_and_dataset_folder(tmp_path):
 
 
 def test_cli_sidecar_names():
-    from prefcurate.convert_cli import sidecar
+    from prefcurate.cli.convert import sidecar
 
     assert sidecar(Path("o/pairs.parquet"), "quarantine") == Path("o/pairs.quarantine.jsonl")
     assert sidecar(Path("o/pairs.jsonl.gz"), "removed") == Path("o/pairs.removed.jsonl")

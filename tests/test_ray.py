@@ -5,6 +5,7 @@ worker killed mid-run changes nothing."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -17,8 +18,10 @@ ray = pytest.importorskip("ray")
 ray_data = pytest.importorskip("ray.data")
 
 import prefcurate  # noqa: E402
-from prefcurate import InvalidInputError, ray_engine  # noqa: E402
-from prefcurate.ray_engine import FailOnce, to_table  # noqa: E402
+from prefcurate import InvalidInputError  # noqa: E402
+from prefcurate.engines.ray import FailOnce, to_table  # noqa: E402
+
+ray_dedup = importlib.import_module("prefcurate.engines.ray.dedup")
 
 OPTS = {"batch_size": 48, "num_partitions": 3}
 
@@ -196,8 +199,8 @@ def test_dedup_texts_equals_local(monkeypatch):
     texts = _texts()
     table = pa.table({"id": [f"r{i}" for i in range(len(texts))], "prompt": texts})
     passes = []
-    verify = ray_engine._verify
-    monkeypatch.setattr(ray_engine, "_verify", lambda *a, **k: passes.append(1) or verify(*a, **k))
+    verify = ray_dedup._verify
+    monkeypatch.setattr(ray_dedup, "_verify", lambda *a, **k: passes.append(1) or verify(*a, **k))
     loc = prefcurate.dedup(table, threshold=0.7)
     rr = prefcurate.dedup(table, threshold=0.7, engine="ray", ray_options=OPTS)
     _same_dedup(loc, rr)

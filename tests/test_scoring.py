@@ -129,15 +129,15 @@ class Recorder:
         self.lock = threading.Lock()
         sc._forward = self  # type: ignore[method-assign]
 
-    def __call__(self, worker, input_ids, attention_mask):
+    def __call__(self, worker, input_ids, attention_mask, **kw):
         with self.lock:
             self.calls += 1
             call = self.calls
         if self.fail is not None:
             self.fail(call, input_ids)
-        out = self.inner(worker, input_ids, attention_mask)
+        out = self.inner(worker, input_ids, attention_mask, **kw)
         with self.lock:
-            self.rows_done += input_ids.shape[0]
+            self.rows_done += len(out)  # sequences scored (several per row when packed)
         return out
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import prefcurate
 from prefcurate import InvalidInputError
-from prefcurate.select import as_ratio
+from prefcurate.stages.select import as_ratio
 
 
 def reference(

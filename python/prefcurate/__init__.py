@@ -11,15 +11,17 @@ import os as _os
 
 from . import _core
 from ._unicode import ensure_tables as _ensure_tables
-from .decontaminate import DecontaminationResult, decontaminate
-from .dedup import DedupIndex, DedupResult, dedup
+from .api import decontaminate, dedup, select_top, select_top_indices, select_top_result
 from .errors import IndexFileError, InvalidInputError, PrefcurateError
-from .index import BenchmarkIndex
 from .io import read_table, write_table
 from .pairs import ConvertResult, PairStream, convert_pairs, iter_pairs, read_pairs, write_pairs
 from .schema import StageResult, validate_pairs
 from .scoring import RewardScorer, filter_margin  # torch is imported only when a scorer is built
-from .select import SKYWORK_MAGPIE, select_top, select_top_indices, select_top_result
+from .stages.decontaminate import DecontaminateConfig, DecontaminationResult
+from .stages.dedup import DedupConfig, DedupResult
+from .stages.dedup_index import DedupIndex
+from .stages.index import BenchmarkIndex
+from .stages.select import SKYWORK_MAGPIE, SelectConfig
 
 __version__: str = _core.__version__
 
@@ -27,7 +29,9 @@ __all__ = [
     "SKYWORK_MAGPIE",
     "BenchmarkIndex",
     "ConvertResult",
+    "DecontaminateConfig",
     "DecontaminationResult",
+    "DedupConfig",
     "DedupIndex",
     "DedupResult",
     "IndexFileError",
@@ -35,6 +39,7 @@ __all__ = [
     "PairStream",
     "PrefcurateError",
     "RewardScorer",
+    "SelectConfig",
     "StageResult",
     "__version__",
     "convert_pairs",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,56 +195,90 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
     return pa.Table.from_arrays(parts[0], schema=schema), pa.Table.from_arrays(parts[1], schema=schema)
 
 
+#: gives (kept rows, removed rows with the attribution's columns) from a
+#: per-row removed mask and the attribution (one row per removed row, whose
+#: ``row_column`` holds the row number): each engine has its own (tables in
+#: the kind the data came in locally; lazy Ray datasets on Ray).
+Splitter = Callable[[Any, pa.Table, str], tuple[Any, Any]]
+
+
 @dataclass
 class StageResult:
-    """What one stage kept and removed.
+    """What one stage kept and removed, on any engine.
 
     ``removed`` holds the removed rows with ``stage`` and ``reason`` columns
     and whatever else explains the removal (``duplicate_of``, ``benchmark_id``,
-    ``rank``...).  ``input == len(kept) + len(removed)`` is checked on
-    construction.
+    ``rank``...).  ``kept`` / ``removed`` are Arrow tables, or lazy Ray
+    datasets from the Ray engine (then ``n_kept`` and ``by_reason`` are given,
+    since counting them would run the datasets; ``to_tables()`` gathers
+    them).  ``input == kept + removed`` is checked on construction.
     """
 
     stage: str
-    kept: pa.Table
-    removed: pa.Table
+    kept: Any
+    removed: Any
     n_input: int
     info: dict[str, Any] = field(default_factory=dict)
+    n_kept: int = -1
+    by_reason: dict[str, int] | None = None
+    #: the engine's operations on lazy rows: ``value_counts(rows, column)``
+    #: and ``to_table(rows)`` (None for tables)
+    rows_ops: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kept.num_rows + self.removed.num_rows != self.n_input:
+        if self.n_kept < 0:
+            self.n_kept = self.kept.num_rows
+        if self.by_reason is None:
+            reasons = self.removed.column("reason").to_pylist() if self.removed.num_rows else []
+            self.by_reason = dict(Counter(reasons))
+        n_removed = self.removed.num_rows if isinstance(self.removed, pa.Table) else sum(self.by_reason.values())
+        if self.n_kept + n_removed != self.n_input:
             raise AssertionError(
-                f"stage {self.stage}: {self.n_input} rows in but {self.kept.num_rows} kept + "
-                f"{self.removed.num_rows} removed"
+                f"stage {self.stage}: {self.n_input} rows in but {self.n_kept} kept + {n_removed} removed"
             )
+
+    @property
+    def n_removed(self) -> int:
+        return self.n_input - self.n_kept
+
+    @property
+    def lazy(self) -> bool:
+        """Whether kept / removed are lazy (Ray) datasets rather than tables."""
+        return not isinstance(self.kept, pa.Table)
+
+    def to_tables(self) -> StageResult:
+        """This result with kept and removed as Arrow tables (gathers lazy
+        datasets on the driver: small data only)."""
+        if not self.lazy:
+            return self
+        ops = self.rows_ops
+        return StageResult(self.stage, ops.to_table(self.kept), ops.to_table(self.removed), self.n_input, self.info)
 
     def summary(self) -> dict[str, Any]:
         """``{name, input, kept, removed, by_reason, by_source}``."""
-        by_reason = Counter(self.removed.column("reason").to_pylist()) if self.removed.num_rows else Counter()
-        by_source: dict[str, dict[str, int]] = {}
-        if "source" in self.kept.column_names or "source" in self.removed.column_names:
-            kept_src = (
-                Counter(self.kept.column("source").to_pylist()) if "source" in self.kept.column_names else {}
-            )
-            rem_src = (
-                Counter(self.removed.column("source").to_pylist())
-                if "source" in self.removed.column_names
-                else {}
-            )
-            for s in sorted(set(kept_src) | set(rem_src), key=str):
-                by_source[str(s)] = {"kept": kept_src.get(s, 0), "removed": rem_src.get(s, 0)}
+        kept_src = self._value_counts(self.kept, "source")
+        rem_src = self._value_counts(self.removed, "source")
+        by_source = {
+            str(s): {"kept": kept_src.get(s, 0), "removed": rem_src.get(s, 0)}
+            for s in sorted(set(kept_src) | set(rem_src), key=str)
+        }
         return {
             "name": self.stage,
             "input": self.n_input,
-            "kept": self.kept.num_rows,
-            "removed": self.removed.num_rows,
-            "by_reason": dict(by_reason),
+            "kept": self.n_kept,
+            "removed": self.n_removed,
+            "by_reason": dict(self.by_reason or {}),
             "by_source": by_source,
             **({"info": self.info} if self.info else {}),
         }
 
+    def _value_counts(self, rows: Any, column: str) -> dict[Any, int]:
+        if isinstance(rows, pa.Table):
+            return dict(Counter(rows.column(column).to_pylist())) if column in rows.column_names else {}
+        return self.rows_ops.value_counts(rows, column)
+
     def __repr__(self) -> str:
-        return f"StageResult({self.stage!r}: {self.n_input} in, {self.kept.num_rows} kept, {self.removed.num_rows} removed)"
+        return f"StageResult({self.stage!r}: {self.n_input} in, {self.n_kept} kept, {self.n_removed} removed)"
 
 
 def split_stage(

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import io as _io
-from .adapters import FORMATS
-from .pairs import ConvertResult, convert_pairs, write_pairs
+from .. import io as _io
+from ..adapters import FORMATS
+from ..pairs import ConvertResult, convert_pairs, write_pairs
 
 
 def sidecar(out: Path, what: str) -> Path:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from . import __version__
+from .. import __version__
 
 if TYPE_CHECKING:
-    from .pipeline import PipelineResult
+    from .run import PipelineResult
 
 
 def _plt() -> Any:

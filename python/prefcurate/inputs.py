@@ -48,7 +48,7 @@ def take(arr: Any, indices: np.ndarray) -> Any:
     return plain_type(arr).take(pa.array(indices, type=pa.int64()))
 
 
-def _is_message_list(t: pa.DataType) -> bool:
+def is_message_list(t: pa.DataType) -> bool:
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t)):
         return False
     v = t.value_type
@@ -109,7 +109,7 @@ def _string_column(col: pa.ChunkedArray | pa.Array, what: str) -> pa.ChunkedArra
         t = col.type
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return col
-    if _is_message_list(t):
+    if is_message_list(t):
         return first_user_turn(col, what)
     if pa.types.is_null(t):
         if len(col) == 0:
@@ -130,7 +130,7 @@ def _pick_column(table: pa.Table, text: str | None, what: str) -> tuple[str, pa.
     for name in DEFAULT_TEXT_COLUMNS:
         if name in table.column_names:
             col = table.column(name)
-            if name == "prompt" or _is_message_list(col.type):
+            if name == "prompt" or is_message_list(col.type):
                 return name, _string_column(col, f"{what} column {name!r}")
     raise InvalidInputError(
         f"{what}: no 'prompt' column and no chat message column; columns are {table.column_names}. "
@@ -160,9 +160,7 @@ def dataset_table(ds: Any) -> pa.Table:
 
 def resolve(obj: Any, *, text: str | None, what: str) -> Resolved:
     """Find the text column of ``obj`` (see the module docstring)."""
-    from .index import BenchmarkIndex
-
-    if isinstance(obj, BenchmarkIndex):
+    if getattr(type(obj), "is_benchmark_index", False):  # a BenchmarkIndex (no import: no cycle)
         return Resolved("index", obj.texts, None, obj, None, what)
     if isinstance(obj, (str, os.PathLike)):
         from .io import read_table
@@ -278,3 +276,22 @@ def split_rows(res: Resolved, removed_mask: np.ndarray, extra: pa.Table) -> tupl
 
         return pl.from_arrow(kept_t), pl.from_arrow(rem_t)
     return kept_t, rem_t
+
+
+def as_table(data: Any, what: str = "select") -> pa.Table:
+    """A table input (pyarrow, polars, datasets, anything with
+    ``__arrow_c_stream__``) as a pyarrow Table."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    mod = type(data).__module__ or ""
+    if mod.startswith("polars"):
+        return data.to_arrow()
+    if mod.startswith("datasets"):
+        return dataset_table(data)
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    raise InvalidInputError(
+        f"{what}: expected a table (pyarrow, polars, datasets), got {type(data).__name__}"
+    )

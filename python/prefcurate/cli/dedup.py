@@ -10,22 +10,26 @@ from typing import Any
 
 import pyarrow as pa
 
-from .dedup import DedupIndex, dedup
-from .io import read_table, write_table
+from ..api import dedup
+from ..io import read_table, write_table
+from ..stages.dedup import DedupConfig
+from ..stages.dedup_index import DedupIndex
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "level": args.level,
-        "method": args.method,
-        "threshold": args.threshold,
-        "nfkc": not args.no_nfkc,
-        "lowercase": not args.keep_case,
-        "whitespace": not args.keep_whitespace,
-        "shingle": args.shingle,
-        "ngram": args.ngram,
-        "num_perm": args.num_perm,
-    }
+def _config(args: argparse.Namespace) -> DedupConfig:
+    """The stage config from the options (generated from DedupConfig), with
+    the older spellings (--keep-case, --keep-whitespace, --source-priority)
+    still read."""
+    fixed: dict[str, Any] = {}
+    if args.keep_case:
+        fixed["lowercase"] = False
+    if args.keep_whitespace:
+        fixed["whitespace"] = False
+    if args.source_priority:
+        fixed["keep"] = tuple(args.source_priority)
+    if args.text is not None:
+        fixed["text"] = args.text
+    return DedupConfig.from_args(args, **fixed)
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:
@@ -33,16 +37,12 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     t0 = time.perf_counter()
+    config = _config(args)
     table = read_table(args.input)
-    keep: Any = args.keep
-    if args.source_priority:
-        keep = args.source_priority
     if args.against:
-        res = dedup(
-            table, against=DedupIndex.load(args.against), text=args.text, keep=keep, num_threads=args.threads
-        )
+        res = dedup(table, config, against=DedupIndex.load(args.against), num_threads=args.threads)
     else:
-        res = dedup(table, text=args.text, keep=keep, num_threads=args.threads, **_settings(args))
+        res = dedup(table, config, num_threads=args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     kept, removed = res.kept, res.removed
@@ -63,7 +63,7 @@ def cmd_dedup_index(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     table = read_table(args.input)
-    idx = DedupIndex(table, text=args.text, num_threads=args.threads, **_settings(args))
+    idx = DedupIndex(table, _config(args), num_threads=args.threads)
     idx.save(args.out)
     Console(stderr=True).print(f"{idx!r}\nsaved to [bold]{args.out}[/bold]")
     return 0
@@ -72,26 +72,20 @@ def cmd_dedup_index(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a table file: a canonical pair table (pair-aware) or texts")
     p.add_argument("--text", default=None, help="deduplicate this text column instead of the pairs")
-    p.add_argument("--level", choices=("prompt", "prompt_chosen", "pair"), default="prompt")
-    p.add_argument("--method", choices=("exact", "minhash"), default="minhash")
-    p.add_argument("--threshold", type=float, default=0.8)
-    p.add_argument("--shingle", choices=("word", "char"), default="word")
-    p.add_argument("--ngram", type=int, default=5)
-    p.add_argument("--num-perm", type=int, default=128)
-    p.add_argument("--no-nfkc", action="store_true")
-    p.add_argument("--keep-case", action="store_true")
-    p.add_argument("--keep-whitespace", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
+    DedupConfig.add_arguments(p)
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    # older spellings, read for one release
+    p.add_argument("--keep-case", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--keep-whitespace", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--source-priority", nargs="+", help=argparse.SUPPRESS)
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("dedup", help="remove exact and near-duplicate rows (pair-aware)")
     _common(p)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--keep", choices=("first", "score"), default="first")
-    p.add_argument("--source-priority", nargs="+", help="keep rows of these sources first, in order")
     p.add_argument("--against", help="a reference index (prefcurate dedup-index): remove rows duplicating it")
-    p.add_argument("--format", choices=("jsonl", "parquet", "json", "csv"), default="parquet")
+    p.add_argument("--format", choices=("jsonl", "parquet", "json", "csv"), default="parquet", help="output format (default: parquet)")
     p.set_defaults(func=cmd_dedup)
     q = sub.add_parser("dedup-index", help="build a reference index to deduplicate other data against")
     _common(q)

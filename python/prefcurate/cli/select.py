@@ -8,8 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .io import read_table, write_table
-from .select import PRESETS, select_top_result
+from ..api import select_top_result
+from ..errors import InvalidInputError
+from ..io import read_table, write_table
+from ..stages.select import PRESETS, SelectConfig
+
+
+def _number(value: str, what: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInputError(f"--{what}: {value!r} is not a number") from None
 
 
 def _kv(items: list[str] | None, what: str) -> dict[str, float]:
@@ -17,9 +26,18 @@ def _kv(items: list[str] | None, what: str) -> dict[str, float]:
     for item in items or []:
         name, sep, value = item.rpartition("=")
         if not sep:
-            raise SystemExit(f"--{what} expects NAME=VALUE, got {item!r}")
-        out[name] = float(value)
+            raise InvalidInputError(f"--{what} expects NAME=VALUE, got {item!r}")
+        out[name] = _number(value, what)
     return out
+
+
+def _quota(items: list[str] | None, what: str, cast: type) -> Any:
+    """``N`` (one value for every group) or ``GROUP=N ...``."""
+    if not items:
+        return None
+    if len(items) == 1 and "=" not in items[0]:
+        return cast(_number(items[0], what))
+    return {g: cast(v) for g, v in _kv(items, what).items()}
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -33,23 +51,20 @@ def cmd_select(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None:
             params[name] = None if v == "" else v
-    fractions, ks = _kv(args.fraction, "fraction"), _kv(args.k, "k")
-    if args.fraction and len(args.fraction) == 1 and "=" not in args.fraction[0]:
-        params["fraction"] = float(args.fraction[0])
-    elif fractions:
-        params["fraction"] = fractions
-    if args.k and len(args.k) == 1 and "=" not in args.k[0]:
-        params["k"] = int(args.k[0])
-    elif ks:
-        params["k"] = {g: int(v) for g, v in ks.items()}
+    fraction, k = _quota(args.fraction, "fraction", float), _quota(args.k, "k", int)
+    if fraction is not None:
+        params["fraction"] = fraction
+    if k is not None:
+        params["k"] = k
     if args.default_fraction is not None:
         params["default_fraction"] = args.default_fraction
     if args.default_k is not None:
         params["default_k"] = args.default_k
     if args.offset:
         params["offsets"] = _kv(args.offset, "offset")
+    config = SelectConfig(**params)  # settings are checked before the input is read
     table = read_table(args.input)
-    res = select_top_result(table, num_threads=args.threads, **params)
+    res = select_top_result(table, config, num_threads=args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_table(res.kept, out / f"kept.{args.format}")

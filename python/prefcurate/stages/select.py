@@ -22,17 +22,21 @@ Rules (also in the docstring of :func:`select_top`):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _core
-from .errors import InvalidInputError
-from .schema import StageResult, split_table, with_columns
+from .. import _core
+from ..config import StageConfig, param
+from ..errors import InvalidInputError
+from ..inputs import as_table
+from ..schema import StageResult, split_table, with_columns
 
 STAGE = "select"
 REASONS = {1: "below_cutoff", 2: "missing_score", 3: "missing_group"}
@@ -57,25 +61,6 @@ SKYWORK_MAGPIE: dict[str, Any] = {
 PRESETS = {"skywork-magpie": SKYWORK_MAGPIE}
 
 QuotaArg = int | float | Mapping[Any, int | float] | None
-
-
-def _table(data: Any) -> pa.Table:
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    mod = type(data).__module__ or ""
-    if mod.startswith("polars"):
-        return data.to_arrow()
-    if mod.startswith("datasets"):
-        from ._inputs import dataset_table
-
-        return dataset_table(data)
-    if hasattr(data, "__arrow_c_stream__"):
-        return pa.table(data)
-    raise InvalidInputError(
-        f"select: expected a table (pyarrow, polars, datasets), got {type(data).__name__}"
-    )
 
 
 def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
@@ -139,33 +124,91 @@ def _scores(table: pa.Table, score: str) -> np.ndarray:
     return np.ascontiguousarray(arr.to_numpy())
 
 
-def _run(
-    table: pa.Table,
-    *,
-    score: str,
-    group_by: str | list[str] | None,
-    k: QuotaArg,
-    fraction: QuotaArg,
-    default_k: int | None,
-    default_fraction: float | None,
-    offset_by: str | None,
-    offsets: Mapping[Any, float] | None,
-    tie_break: str | None,
-    group_map: Mapping[Any, Any] | None,
-    group_default: Any,
-    ranks: bool,
-    num_threads: int | None,
-) -> dict[str, Any]:
-    if k is not None and fraction is not None:
-        raise InvalidInputError("select: give k or fraction, not both")
-    if (default_k is not None and fraction is not None) or (default_fraction is not None and k is not None):
-        raise InvalidInputError("select: mix of k and fraction quotas; use one kind")
+
+
+def _quota_arg(v: Any) -> str | None:
+    vals = list(v.values()) if isinstance(v, Mapping) else [v]
+    for x in vals:
+        if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0):
+            return "a non-negative number, or a dict of them per group"
+    return None
+
+
+def _offsets(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, Mapping):
+        return "a dict of finite numbers per value of offset_by"
+    for x in v.values():
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(float(x)):
+            return "a dict of finite numbers per value of offset_by"
+    return None
+
+
+def _group_by(v: Any) -> str | None:
+    if v is None or isinstance(v, str) or (isinstance(v, (list, tuple)) and all(isinstance(g, str) for g in v)):
+        return None
+    return "a column name, a list of them, or nothing"
+
+
+def _as_list(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+@dataclass(frozen=True)
+class SelectConfig(StageConfig):
+    """The selection stage's settings (see the module docstring)."""
+
+    stage: ClassVar[str] = STAGE
+
+    score: str = param("score", "the score column (numbers; NaN or null: removed as missing_score)")
+    group_by: Any = param("category", "the group column, a list of columns, or none for one group", check=_group_by, convert=_as_list, cli=False)
+    k: Any = param(None, "rows to keep per group: N, or a dict per group", check=_quota_arg, cli=False)
+    fraction: Any = param(None, "share of each group to keep (floor of fraction x rows with a score): F, or a dict per group", check=_quota_arg, cli=False)
+    default_fraction: float | None = param(None, "fraction for groups not named in a fraction dict", check=_quota_arg, cli=False)
+    offset_by: str | None = param("source", "column whose value picks a score offset", cli=False)
+    offsets: Mapping[Any, float] | None = param(None, "score offsets by value of offset_by (ranked: score + offset)", check=_offsets, cli=False)
+    tie_break: str | None = param("id", "column ordering equal scores (ascending, nulls last), then row order", cli=False)
+    default_k: int | None = param(None, "k for groups not named in a k dict", check=_quota_arg, cli=False)
+    group_map: Mapping[Any, Any] | None = param(None, "merge groups before selection: group_map[g], else group_default, else g", cli=False)
+    group_default: Any = param(None, "the group of values not in group_map", cli=False)
+
+    def validate(self) -> None:
+        k_kind = self.k is not None or self.default_k is not None
+        f_kind = self.fraction is not None or self.default_fraction is not None
+        if self.k is not None and self.fraction is not None:
+            raise InvalidInputError("select: give k or fraction, not both")
+        if k_kind and f_kind:
+            raise InvalidInputError("select: mix of k and fraction quotas; use one kind")
+        if self.offsets and self.offset_by is None:
+            raise InvalidInputError("select: offsets given without offset_by")
+
+    def quota_for(self, name: Any) -> tuple[str, int, int]:
+        """The quota of group ``name`` as the core takes it."""
+        if self.k is not None or self.default_k is not None:
+            q = _quota(self.k, self.default_k, name, "k")
+            return ("k", int(q), 1) if q is not None else ("all", 0, 1)
+        if self.fraction is not None or self.default_fraction is not None:
+            q = _quota(self.fraction, self.default_fraction, name, "fraction")
+            if q is None:
+                return ("all", 0, 1)
+            r = as_ratio(q)
+            return ("ratio", r.numerator, r.denominator)
+        raise InvalidInputError("select: no quota: give k, fraction, default_k or default_fraction")
+
+
+def rank(table: pa.Table, config: SelectConfig, *, ranks: bool, num_threads: int | None) -> dict[str, Any]:
+    """The selection kernel: per row its adjusted score and group, then the
+    core's top-k per group (reason per row, and ranks and cut-offs when
+    ``ranks``)."""
+    c = config
+    score, group_by, offsets, offset_by = c.score, c.group_by, c.offsets, c.offset_by
+    group_map, group_default, tie_break = c.group_map, c.group_default, c.tie_break
     n = table.num_rows
     scores = _scores(table, score)
     adjusted = scores
     if offsets:
-        if offset_by is None:
-            raise InvalidInputError("select: offsets given without offset_by")
+        assert offset_by is not None
         ids, names = _core.encode_strings(
             _as_strings(_column(table, offset_by, "offset_by")), num_threads=num_threads
         )
@@ -190,20 +233,7 @@ def _run(
         remap[-1] = np.iinfo(np.uint32).max
         gids = remap[np.minimum(gids, len(group_names))]
         group_names = merged
-    quotas: list[tuple[str, int, int]] = []
-    for g in group_names:
-        if k is not None or default_k is not None:
-            q = _quota(k, default_k, g, "k")
-            quotas.append(("k", int(q), 1) if q is not None else ("all", 0, 1))
-        elif fraction is not None or default_fraction is not None:
-            q = _quota(fraction, default_fraction, g, "fraction")
-            if q is None:
-                quotas.append(("all", 0, 1))
-            else:
-                r = as_ratio(q)
-                quotas.append(("ratio", r.numerator, r.denominator))
-        else:
-            raise InvalidInputError("select: no quota: give k, fraction, default_k or default_fraction")
+    quotas = [c.quota_for(g) for g in group_names]
     tie = None
     if tie_break is not None and tie_break in table.column_names:
         tie = _as_strings(table.column(tie_break))
@@ -223,190 +253,12 @@ def _run(
     return out
 
 
-def _on_ray(engine: str) -> bool:
-    from .ray_engine import check_engine
-
-    return check_engine(engine)
 
 
-def _ray_args(args: dict[str, Any]) -> dict[str, Any]:
-    """The selection arguments, for the Ray engine."""
-    names = (
-        "score",
-        "group_by",
-        "k",
-        "fraction",
-        "default_fraction",
-        "offset_by",
-        "offsets",
-        "tie_break",
-        "default_k",
-        "group_map",
-        "group_default",
-    )
-    return {n: args[n] for n in names}
-
-
-_DOC_PARAMS = """
-    Parameters
-    ----------
-    table:
-        A pyarrow table (or polars DataFrame, datasets.Dataset).
-    score:
-        The score column (numbers; NaN or null: removed as ``missing_score``).
-    group_by:
-        The group column, a list of columns (groups are then tuples), or None
-        for one group.
-    k, fraction:
-        Rows to keep per group: a number for every group, or a dict per group
-        (``default_k`` / ``default_fraction`` for groups not named).  A
-        fraction keeps ``floor(fraction * rows with a score)``.
-    offset_by, offsets:
-        ``score + offsets[value of offset_by]`` is ranked (missing: + 0).
-    tie_break:
-        Column ordering equal scores (ascending, nulls last), then row order.
-        The default ``"id"`` falls back to row order if there is no id column.
-    group_map, group_default:
-        Merge groups before selection: ``group_map[g]``, else ``group_default``
-        (if given), else ``g``.  Skywork: Math, Coding & Debugging, other.
-    num_threads:
-        Threads (default: all cores); the result does not depend on it.
-    engine, ray_options:
-        ``"local"`` (default) or ``"ray"``: select on a Ray Data cluster
-        (``table`` may also be a ``ray.data.Dataset`` or Parquet shards); the
-        same rows, with the table results as lazy Ray datasets
-        (``select_top_result`` gives a :class:`prefcurate.ray_engine.RayStageResult`).
-"""
-
-
-def select_top_indices(
-    table: Any,
-    score: str = "score",
-    group_by: str | list[str] | None = "category",
-    k: QuotaArg = None,
-    fraction: QuotaArg = None,
-    default_fraction: float | None = None,
-    offset_by: str | None = "source",
-    offsets: Mapping[Any, float] | None = None,
-    tie_break: str | None = "id",
-    *,
-    default_k: int | None = None,
-    group_map: Mapping[Any, Any] | None = None,
-    group_default: Any = None,
-    num_threads: int | None = None,
-    engine: str = "local",
-    ray_options: Any = None,
-) -> np.ndarray:
-    """Indices (ascending, int64) of the rows :func:`select_top` keeps."""
-    if _on_ray(engine):
-        from . import ray_engine
-
-        return ray_engine.select_top_indices(table, _ray_args(locals()), ray_options)
-    t = _table(table)
-    out = _run(
-        t,
-        score=score,
-        group_by=group_by,
-        k=k,
-        fraction=fraction,
-        default_k=default_k,
-        default_fraction=default_fraction,
-        offset_by=offset_by,
-        offsets=offsets,
-        tie_break=tie_break,
-        group_map=group_map,
-        group_default=group_default,
-        ranks=False,
-        num_threads=num_threads,
-    )
-    return np.flatnonzero(out["reason"] == 0)
-
-
-def select_top(
-    table: Any,
-    score: str = "score",
-    group_by: str | list[str] | None = "category",
-    k: QuotaArg = None,
-    fraction: QuotaArg = None,
-    default_fraction: float | None = None,
-    offset_by: str | None = "source",
-    offsets: Mapping[Any, float] | None = None,
-    tie_break: str | None = "id",
-    *,
-    default_k: int | None = None,
-    group_map: Mapping[Any, Any] | None = None,
-    group_default: Any = None,
-    num_threads: int | None = None,
-    engine: str = "local",
-    ray_options: Any = None,
-) -> pa.Table:
-    """The top rows of each group, in their original order."""
-    if _on_ray(engine):
-        from . import ray_engine
-
-        return ray_engine.select_top(table, _ray_args(locals()), ray_options)
-    t = _table(table)
-    idx = select_top_indices(
-        t,
-        score,
-        group_by,
-        k,
-        fraction,
-        default_fraction,
-        offset_by,
-        offsets,
-        tie_break,
-        default_k=default_k,
-        group_map=group_map,
-        group_default=group_default,
-        num_threads=num_threads,
-    )
-    return t.take(pa.array(idx))
-
-
-def select_top_result(
-    table: Any,
-    score: str = "score",
-    group_by: str | list[str] | None = "category",
-    k: QuotaArg = None,
-    fraction: QuotaArg = None,
-    default_fraction: float | None = None,
-    offset_by: str | None = "source",
-    offsets: Mapping[Any, float] | None = None,
-    tie_break: str | None = "id",
-    *,
-    default_k: int | None = None,
-    group_map: Mapping[Any, Any] | None = None,
-    group_default: Any = None,
-    num_threads: int | None = None,
-    engine: str = "local",
-    ray_options: Any = None,
-) -> StageResult:
+def decide(t: pa.Table, config: SelectConfig, out: dict[str, Any]) -> StageResult:
     """Kept and removed rows.  Removed rows carry ``stage``, ``reason``,
     ``select_group``, ``rank`` (1-based within the group), ``adjusted_score``
     and ``cutoff_score`` (the group's last kept score; null if it keeps none)."""
-    if _on_ray(engine):
-        from . import ray_engine
-
-        # a RayStageResult: the same fields, with kept / removed as Ray datasets
-        return ray_engine.select_top_result(table, _ray_args(locals()), ray_options)  # type: ignore[return-value]
-    t = _table(table)
-    out = _run(
-        t,
-        score=score,
-        group_by=group_by,
-        k=k,
-        fraction=fraction,
-        default_k=default_k,
-        default_fraction=default_fraction,
-        offset_by=offset_by,
-        offsets=offsets,
-        tie_break=tie_break,
-        group_map=group_map,
-        group_default=group_default,
-        ranks=True,
-        num_threads=num_threads,
-    )
     reason = out["reason"]
     rem = np.flatnonzero(reason != 0)
     gids = out["groups"]
@@ -445,5 +297,3 @@ def select_top_result(
     return StageResult(STAGE, kept, removed, t.num_rows, info)
 
 
-for _f in (select_top, select_top_indices, select_top_result):
-    _f.__doc__ = (_f.__doc__ or "") + "\n" + _DOC_PARAMS

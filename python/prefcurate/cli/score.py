@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInputError
-from .io import read_table, write_table
+from ..errors import InvalidInputError
+from ..io import read_table, write_table
 
 
 def _console() -> Any:
@@ -68,7 +68,7 @@ def _device(arg: str) -> Any:
 
 def make_scorer(args: argparse.Namespace) -> Any:
     """A :class:`RewardScorer` from the command-line options."""
-    from .scoring import RewardScorer
+    from ..scoring import RewardScorer
 
     template = None
     if args.chat_template:
@@ -111,7 +111,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_filter_margin(args: argparse.Namespace) -> int:
-    from .scoring import filter_margin
+    from ..scoring import filter_margin
 
     console = _console()
     t0 = time.perf_counter()

@@ -53,9 +53,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import __version__
-from .errors import InvalidInputError, PrefcurateError
-from .schema import StageResult, with_columns
+from .. import __version__, engines
+from ..api import decontaminate, dedup, select_top_result
+from ..errors import InvalidInputError, PrefcurateError
+from ..stages.select import PRESETS
+from ..schema import StageResult, with_columns
 
 log = logging.getLogger("prefcurate.pipeline")
 
@@ -107,6 +109,8 @@ class Recipe:
     output: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
+    #: the engine that runs every stage: "local" or "ray" (``engine = "ray"``)
+    engine: str = "local"
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recipe:
@@ -116,7 +120,7 @@ class Recipe:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, path: Path | None = None) -> Recipe:
         where = str(path or "recipe")
-        known = {"name", "description", "sources", "select", "margin", "dedup", "decontaminate", "output"}
+        known = {"name", "description", "engine", "sources", "select", "margin", "dedup", "decontaminate", "output"}
         unknown = set(d) - known
         if unknown:
             raise InvalidInputError(f"{where}: unknown sections {sorted(unknown)}; known: {sorted(known)}")
@@ -151,6 +155,7 @@ class Recipe:
             decontaminate=d.get("decontaminate"),
             output=d.get("output", {}),
             path=path,
+            engine=d.get("engine", "local"),
         )
 
 
@@ -260,8 +265,13 @@ class Pipeline:
         progress: bool = False,
         num_threads: int | None = None,
         stage_hook: Any = None,
+        engine: str | None = None,
+        ray_options: Any = None,
     ) -> None:
         self.recipe = recipe if isinstance(recipe, Recipe) else Recipe.load(recipe)
+        self.engine = engine or self.recipe.engine
+        engines.get(self.engine)  # an unknown engine fails here
+        self.ray_options = ray_options
         self.out = Path(out)
         base = self.recipe.path.parent if self.recipe.path else Path.cwd()
         self.data_dir = Path(data_dir) if data_dir is not None else base
@@ -370,7 +380,7 @@ class Pipeline:
         return p if p.exists() or "hf" not in s else None
 
     def _read(self, s: dict[str, Any]) -> StageResult:
-        from .pairs import convert_pairs
+        from ..pairs import convert_pairs
 
         src: Any = self._local(s)
         if src is None:
@@ -413,22 +423,27 @@ class Pipeline:
             ok = np.array([v == value for v in vals], dtype=bool)
             why[keep & ~ok] = f"{col}_not_{str(value).lower()}"
             keep &= ok
-        from .schema import split_stage
+        from ..schema import split_stage
 
         kept, removed = split_stage(table, keep, f"filter:{name}", why[~keep].tolist())
         return StageResult(f"filter:{name}", kept, removed, table.num_rows)
 
     def _select(self, pool: pa.Table) -> StageResult:
-        from .select import PRESETS, select_top_result
 
         spec = {k: v for k, v in (self.recipe.select or {}).items() if k != "sources"}
         preset = spec.pop("preset", None)
         params = dict(PRESETS[preset]) if preset else {}
         params.update(spec)
-        return select_top_result(pool, num_threads=self.num_threads, **params)
+        return select_top_result(pool, **self._engine_kw(), **params).to_tables()
+
+    def _engine_kw(self) -> dict[str, Any]:
+        """Keywords that run a stage on the pipeline's engine."""
+        if self.engine == "ray":
+            return {"engine": "ray", "ray_options": self.ray_options}
+        return {"num_threads": self.num_threads}
 
     def _margin(self, table: pa.Table) -> StageResult:
-        from .scoring import RewardScorer, filter_margin
+        from ..scoring import RewardScorer, filter_margin
 
         m = self.recipe.margin or {}
         if self.scorer is not None and callable(self.scorer) and not hasattr(self.scorer, "score_pairs"):
@@ -438,7 +453,7 @@ class Pipeline:
         if "model" in m or self.scorer is not None:
             scorer = self.scorer
             if scorer is None and m.get("model") == DEMO_MODEL:
-                from .demo_model import tiny_reward_model
+                from ..demo_model import tiny_reward_model
 
                 model, tokenizer = tiny_reward_model()
                 scorer = RewardScorer(model, tokenizer, device="cpu")
@@ -451,7 +466,15 @@ class Pipeline:
                 scorer = RewardScorer(
                     m["model"], cache_dir=m.get("cache_dir", self.out / ".cache" / "scores"), **kw
                 )
-            res = filter_margin(table, scorer, min_margin=float(m.get("min_margin", 0.0)))
+            if self.engine == "ray":
+                # the model scores the pairs in Ray actors; the margin rule is the stage's own
+                scored = engines.get("ray").to_table(
+                    scorer.score_pairs(table, engine="ray", ray_options=self.ray_options)
+                )
+                res = filter_margin(scored, None, min_margin=float(m.get("min_margin", 0.0)))
+                res.info["model"] = scorer.model_id
+            else:
+                res = filter_margin(table, scorer, min_margin=float(m.get("min_margin", 0.0)))
         else:
             c, r = m.get("chosen_score", "chosen_score"), m.get("rejected_score", "rejected_score")
             for col in (c, r):
@@ -467,15 +490,13 @@ class Pipeline:
         return StageResult("margin", res.kept, res.removed, res.n_input, res.info)
 
     def _dedup(self, table: pa.Table) -> StageResult:
-        from .dedup import dedup
 
         spec = dict(self.recipe.dedup or {})
-        res = dedup(table, num_threads=self.num_threads, **spec)
-        st = res.stage_result()
+        res = dedup(table, **self._engine_kw(), **spec)
+        st = res.stage_result().to_tables()
         return StageResult("dedup", st.kept, st.removed, st.n_input, {"summary": res.summary()})
 
     def _decontaminate(self, table: pa.Table) -> StageResult:
-        from .decontaminate import decontaminate
 
         spec = dict(self.recipe.decontaminate or {})
         bench: Any
@@ -495,10 +516,8 @@ class Pipeline:
         spec.pop("hf", None)
         if "ngram_range" in spec:
             spec["ngram_range"] = tuple(spec["ngram_range"])
-        res = decontaminate(table, bench, num_threads=self.num_threads, **spec)
-        kept, removed = res.kept, res.removed
-        info = {"summary": res.summary().to_pylist(), "matches": res.matches.num_rows}
-        return StageResult("decontaminate", kept, removed, len(res.contaminated), info)
+        res = decontaminate(table, bench, **self._engine_kw(), **spec)
+        return res.stage_result().to_tables()
 
     # -- running
 
@@ -634,7 +653,7 @@ class Pipeline:
             yield advance
 
     def _write(self, result: PipelineResult) -> None:
-        from .io import write_table
+        from ..io import write_table
         from .report import write_report
 
         fmt = self.recipe.output.get("format", "parquet")

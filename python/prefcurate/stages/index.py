@@ -7,15 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._inputs import optional_column, resolve
-from ._unicode import ensure_tables
-from .errors import InvalidInputError
+from .. import _core
+from ..inputs import optional_column, resolve
+from .._unicode import ensure_tables
+from ..errors import InvalidInputError
 
 METHODS = ("reference", "precise")
 
 
-def _check_range(ngram_range: Any) -> tuple[int, int]:
+def check_range(ngram_range: Any) -> tuple[int, int]:
     try:
         lo, hi = (int(x) for x in ngram_range)
     except (TypeError, ValueError):
@@ -52,6 +52,9 @@ class BenchmarkIndex:
         prompts under ``min_tokens`` tokens skipped), for coverage-based matching.
     """
 
+    #: recognised by prefcurate.inputs.resolve without importing this module
+    is_benchmark_index = True
+
     def __init__(
         self,
         benchmark: Any,
@@ -67,7 +70,7 @@ class BenchmarkIndex:
     ) -> None:
         if method not in METHODS:
             raise InvalidInputError(f"method must be one of {METHODS}, got {method!r}")
-        lo, hi = _check_range(ngram_range)
+        lo, hi = check_range(ngram_range)
         ensure_tables()
         res = resolve(benchmark, text=text, what="benchmark")
         if len(res) == 0:

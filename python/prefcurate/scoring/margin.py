@@ -1,0 +1,104 @@
+"""The margin filter (the WildGuard stage of the Skywork recipe): keep the
+pairs whose reward margin ``chosen_score - rejected_score`` is over
+``min_margin``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .._progress import ProgressArg
+from ..errors import InvalidInputError
+from ..schema import StageResult, split_stage, with_columns
+from .inputs import _as_pair_table
+from .scorer import RewardScorer
+
+__all__ = ["STAGE", "_as_pair_table", "_float_column", "filter_margin"]
+
+STAGE = "filter_margin"
+
+
+def _float_column(values: Any, n: int, what: str) -> np.ndarray:
+    arr = values.to_numpy(zero_copy_only=False) if isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    try:
+        out = np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"{what}: not numeric: {e}") from None
+    if out.shape != (n,):
+        raise InvalidInputError(f"{what}: {out.shape[0] if out.ndim else 0} values for {n} pairs")
+    return out
+
+
+def filter_margin(
+    pairs: Any,
+    scorer_or_scores: Any = None,
+    *,
+    min_margin: float = 0.0,
+    progress: ProgressArg = None,
+) -> StageResult:
+    """Keep the pairs whose reward margin ``chosen_score - rejected_score`` is
+    greater than ``min_margin`` (the WildGuard stage of the Skywork recipe:
+    ``score(chosen) > score(rejected)``).
+
+    ``scorer_or_scores``: a :class:`RewardScorer` (the pairs are scored), a
+    ``(chosen_scores, rejected_scores)`` pair of arrays, a mapping with
+    ``chosen_score`` and ``rejected_score``, or ``None`` when ``pairs``
+    already has those columns.  Kept and removed rows carry ``chosen_score``,
+    ``rejected_score`` and ``margin``; removed rows have ``reason``
+    ``non_positive_margin`` (``min_margin == 0``), ``margin_below_min``
+    (otherwise) or ``nan_score``.
+    """
+    table = _as_pair_table(pairs)
+    n = table.num_rows
+    info: dict[str, Any] = {"min_margin": float(min_margin)}
+    if isinstance(scorer_or_scores, RewardScorer):
+        table = scorer_or_scores.score_pairs(table, progress=progress)
+        info["model"] = scorer_or_scores.model_id
+        if scorer_or_scores.last_stats is not None:
+            info["scoring"] = scorer_or_scores.last_stats.as_dict()
+        chosen, rejected = table.column("chosen_score"), table.column("rejected_score")
+    elif scorer_or_scores is None:
+        missing = [c for c in ("chosen_score", "rejected_score") if c not in table.column_names]
+        if missing:
+            raise InvalidInputError(
+                f"filter_margin: pairs have no {missing} column(s); pass a RewardScorer or the scores"
+            )
+        chosen, rejected = table.column("chosen_score"), table.column("rejected_score")
+    elif isinstance(scorer_or_scores, Mapping):
+        try:
+            chosen, rejected = scorer_or_scores["chosen_score"], scorer_or_scores["rejected_score"]
+        except KeyError as e:
+            raise InvalidInputError(f"filter_margin: scores mapping has no {e} key") from None
+    elif isinstance(scorer_or_scores, (tuple, list)) and len(scorer_or_scores) == 2:
+        chosen, rejected = scorer_or_scores
+    else:
+        raise InvalidInputError(
+            "filter_margin: scorer_or_scores must be a RewardScorer, (chosen, rejected) arrays, a mapping or None; "
+            f"got {type(scorer_or_scores).__name__}"
+        )
+    c = _float_column(chosen, n, "chosen_score")
+    r = _float_column(rejected, n, "rejected_score")
+    margin = c - r
+    table = with_columns(
+        table,
+        {
+            "chosen_score": pa.array(c, pa.float64()),
+            "rejected_score": pa.array(r, pa.float64()),
+            "margin": pa.array(margin, pa.float64()),
+        },
+    )
+    nan = np.isnan(margin)
+    keep = ~nan & (margin > min_margin)
+    drop = np.flatnonzero(~keep)
+    low_reason = "non_positive_margin" if min_margin == 0 else "margin_below_min"
+    reasons = np.where(nan[drop], "nan_score", low_reason).tolist()
+    kept, removed = split_stage(table, keep, STAGE, reasons)
+    if len(margin) and not nan.all():
+        info["margin_quantiles"] = {
+            q: round(float(np.nanquantile(margin, float(q))), 6)
+            for q in ("0.01", "0.1", "0.5", "0.9", "0.99")
+        }
+    return StageResult(STAGE, kept, removed, n, info)
