@@ -443,3 +443,32 @@ def test_cli_dedup_and_index(tmp_path):
     )
     again = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert again["removed"] == 3  # every row is in the reference
+
+
+def test_a_damaged_dedup_index_never_loads_silently(tmp_path):
+    """Single-bit flips anywhere in a saved index: the load fails with
+    IndexFileError, or the index deduplicates exactly as the intact one."""
+    import random
+
+    ref = [f"Explain topic number {i} in a few short sentences please" for i in range(40)]
+    new = [*ref[:10], *(f"A new question about item {i} and its neighbours" for i in range(10))]
+    idx = prefcurate.DedupIndex(ref, threshold=0.7)
+    idx.save(tmp_path / "ref.pcdedup")
+    data = (tmp_path / "ref.pcdedup").read_bytes()
+    want = prefcurate.dedup(new, against=idx).reason.tolist()
+    rng = random.Random(7)
+    outcomes = {"error": 0, "same": 0}
+    for k in range(150):
+        pos = rng.randrange(len(data))
+        bad = bytearray(data)
+        bad[pos] ^= 1 << rng.randrange(8)
+        path = tmp_path / f"bad{k}.pcdedup"
+        path.write_bytes(bytes(bad))
+        try:
+            loaded = prefcurate.DedupIndex.load(path)
+        except prefcurate.IndexFileError:
+            outcomes["error"] += 1
+            continue
+        assert prefcurate.dedup(new, against=loaded).reason.tolist() == want, f"bit flip at byte {pos}"
+        outcomes["same"] += 1
+    assert outcomes["error"] > 0

@@ -72,7 +72,7 @@ def test_the_import_graph_has_no_cycle():
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                cycle = stack[stack.index(n) :] + [n]
+                cycle = [*stack[stack.index(n) :], n]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if n not in state:
                 visit(n)
@@ -105,7 +105,9 @@ def _outputs(out: Path) -> tuple[str, dict[str, str], list[dict]]:
         for p in sorted((out / "removed").glob("*.parquet"))
     }
     stages = json.loads((out / "summary.json").read_text())["stages"]
-    counts = [{k: s[k] for k in ("name", "input", "kept", "removed", "by_reason", "by_source")} for s in stages]
+    counts = [
+        {k: s[k] for k in ("name", "input", "kept", "removed", "by_reason", "by_source")} for s in stages
+    ]
     return pairs, removed, counts
 
 

@@ -123,7 +123,20 @@ def model(tokenizer):
 @pytest.fixture(scope="module")
 def conversations():
     rng = np.random.default_rng(3)
-    words = "reward model score token answer question the a why because, first last.".split()
+    words = [
+        "reward",
+        "model",
+        "score",
+        "token",
+        "answer",
+        "question",
+        "the",
+        "a",
+        "why",
+        "because,",
+        "first",
+        "last.",
+    ]
     return [
         [
             {"role": "user", "content": " ".join(rng.choice(words, size=rng.integers(2, 20)))},
@@ -223,3 +236,28 @@ def test_models_the_scorer_cannot_split_are_scored_through_their_own_forward(tok
     assert model.config.pad_token_id is None
     with pytest.raises(InvalidInputError, match="packing=True: OwnLlama is not a transformers decoder"):
         RewardScorer(model, tokenizer, device="cpu", packing=True)
+
+
+def test_the_varlen_layout_flash_attention_gets(model, tokenizer, conversations):
+    """With flash_attention_2 a batch is one packed row with restarting
+    position_ids and no mask (flash-attention's varlen kernel).  No GPU here:
+    transformers' own packed-sequence detection (which builds the
+    block-diagonal mask from the position_ids for SDPA) stands in for it."""
+    masking = pytest.importorskip("transformers.masking_utils")
+    if not hasattr(masking, "find_packed_sequence_indices"):
+        pytest.skip(f"transformers {transformers.__version__} does not detect packed position_ids")
+    ref = unpadded(model, tokenizer, conversations)
+    sc = RewardScorer(model, tokenizer, device="cpu", packing=True, token_budget=700, max_length=512)
+    sc.packing_mode = "varlen"
+    seen = []
+    inner = sc._forward
+
+    def spy(worker, input_ids, attention_mask, **kw):
+        seen.append((input_ids.shape[0], attention_mask, kw["position_ids"]))
+        return inner(worker, input_ids, attention_mask, **kw)
+
+    sc._forward = spy
+    res = sc.score_detailed(conversations)
+    np.testing.assert_allclose(res.scores, ref, rtol=0, atol=1e-5)
+    assert all(rows == 1 and mask is None and pos is not None for rows, mask, pos in seen)
+    assert len(seen) < len(conversations) and res.stats.padding_efficiency == 1.0

@@ -1,7 +1,8 @@
 """Type stubs of the compiled module prefcurate._core (checked with mypy.stubtest)."""
 
+import os
 from collections.abc import Callable
-from typing import Any, Literal, final, overload
+from typing import Any, Literal, TypeAlias, TypedDict, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,55 @@ __version__: str
 BUILTIN_UNICODE_VERSION: str
 MAX_TEXT_BYTES: int
 
+#: what part of a pair a dedup key covers (texts: the whole text at any level)
+Level: TypeAlias = Literal["prompt", "prompt_chosen", "pair", "pair_swapped", "chosen_answer", "rejected_answer"]
+#: how a benchmark index cuts texts into n-grams
+Method: TypeAlias = Literal["reference", "precise"]
+#: shingles: word n-grams or character n-grams of the normalised text
+ShingleKind: TypeAlias = Literal["word", "char"]
+#: MinHash permutation family: fast 64-bit hashes, or datasketch's SHA-1 (identical signatures)
+FamilyKind: TypeAlias = Literal["fast", "datasketch"]
+#: (NFKC, lower case, collapse whitespace)
+NormOpts: TypeAlias = tuple[bool, bool, bool]
+#: a quota per group: ("all", _, _), ("k", k, _) or ("ratio", numerator, denominator)
+Quota: TypeAlias = tuple[Literal["all", "k", "ratio"], int, int]
+
+class ScanResult(TypedDict):
+    """BenchmarkIndex.scan: every (row, benchmark text) pair with a positive
+    score, by row then text; then one entry per flagged row."""
+
+    train: npt.NDArray[np.uint64]
+    bench: npt.NDArray[np.uint32]
+    score: npt.NDArray[np.int64]
+    flagged_train: npt.NDArray[np.uint64]
+    flagged_bench: npt.NDArray[np.uint32]
+    flagged_score: npt.NDArray[np.int64]
+    flagged_matches: npt.NDArray[np.uint32]
+    span_tokens: npt.NDArray[np.uint64]
+    span_text: list[str | None]
+
+class SelectResult(TypedDict):
+    """select_top: per row ``reason`` and ``rank`` (empty unless ranks);
+    per group ``cutoff``, ``ranked``, ``kept``."""
+
+    reason: npt.NDArray[np.uint8]
+    rank: npt.NDArray[np.uint32]
+    cutoff: npt.NDArray[np.float64]
+    ranked: npt.NDArray[np.uint64]
+    kept: npt.NDArray[np.uint64]
+
+class NearResult(TypedDict):
+    """dedup_near: the verified links (i < j) and their Jaccard similarity,
+    the candidate pairs LSH proposed, rows without a shingle, rows shorter
+    than one shingle."""
+
+    edge_i: npt.NDArray[np.uint32]
+    edge_j: npt.NDArray[np.uint32]
+    edge_jaccard: npt.NDArray[np.float64]
+    candidates: int
+    no_shingles: int
+    short: int
+
 @final
 class BenchmarkIndex:
     @staticmethod
@@ -43,15 +93,15 @@ class BenchmarkIndex:
         ids: list[str],
         subsets: list[str],
         *,
-        method: str,
-        ngram_range: tuple[int, int] = ...,
+        method: Method,
+        ngram_range: tuple[int, int] = (7, 13),
         n: int = 13,
         min_tokens: int = 5,
         num_threads: int | None = None,
     ) -> BenchmarkIndex: ...
     @staticmethod
-    def load(path: str) -> BenchmarkIndex: ...
-    def save(self, path: str) -> None: ...
+    def load(path: str | os.PathLike[str]) -> BenchmarkIndex: ...
+    def save(self, path: str | os.PathLike[str]) -> None: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> BenchmarkIndex: ...
@@ -63,7 +113,7 @@ class BenchmarkIndex:
     @property
     def texts(self) -> list[str]: ...
     @property
-    def method(self) -> str: ...
+    def method(self) -> Method: ...
     @property
     def ngram_range(self) -> tuple[int, int]: ...
     @property
@@ -83,7 +133,7 @@ class BenchmarkIndex:
         spans: bool = True,
         num_threads: int | None = None,
         progress: Callable[[int, int], Any] | None = None,
-    ) -> dict[str, Any]: ...
+    ) -> ScanResult: ...
     def scan_precise(
         self,
         texts: Any,
@@ -107,16 +157,16 @@ def encode_strings(
 def select_top(
     scores: npt.NDArray[np.float64],
     groups: npt.NDArray[np.uint32],
-    quotas: list[tuple[str, int, int]],
+    quotas: list[Quota],
     *,
     tie: Any = None,
     ranks: bool = False,
     num_threads: int | None = None,
-) -> dict[str, Any]: ...
+) -> SelectResult: ...
 def dedup_exact(
     *,
-    level: str,
-    norm_opts: tuple[bool, bool, bool],
+    level: Level,
+    norm_opts: NormOpts,
     texts: Any = None,
     chosen: Any = None,
     rejected: Any = None,
@@ -124,23 +174,23 @@ def dedup_exact(
 ) -> npt.NDArray[np.uint32]: ...
 def dedup_exact_two(
     *,
-    level: str,
-    other: str,
-    norm_opts: tuple[bool, bool, bool],
+    level: Level,
+    other: Level,
+    norm_opts: NormOpts,
     chosen: Any,
     rejected: Any,
     num_threads: int | None = None,
 ) -> npt.NDArray[np.uint32]: ...
 def dedup_degenerate(
-    *, norm_opts: tuple[bool, bool, bool], chosen: Any, rejected: Any, num_threads: int | None = None
+    *, norm_opts: NormOpts, chosen: Any, rejected: Any, num_threads: int | None = None
 ) -> npt.NDArray[np.bool_]: ...
 def dedup_near(
     *,
-    level: str,
-    norm_opts: tuple[bool, bool, bool],
-    shingle_kind: str,
+    level: Level,
+    norm_opts: NormOpts,
+    shingle_kind: ShingleKind,
     shingle_n: int,
-    family_kind: str,
+    family_kind: FamilyKind,
     a: npt.NDArray[np.uint32],
     b: npt.NDArray[np.uint32],
     bands: int,
@@ -152,15 +202,15 @@ def dedup_near(
     rejected: Any = None,
     prefix_keys: npt.NDArray[np.uint64] | None = None,
     num_threads: int | None = None,
-) -> dict[str, Any]: ...
+) -> NearResult: ...
 @overload
 def dedup_band_keys(
     *,
-    level: str,
-    norm_opts: tuple[bool, bool, bool],
-    shingle_kind: str,
+    level: Level,
+    norm_opts: NormOpts,
+    shingle_kind: ShingleKind,
     shingle_n: int,
-    family_kind: str,
+    family_kind: FamilyKind,
     a: npt.NDArray[np.uint32],
     b: npt.NDArray[np.uint32],
     bands: int,
@@ -174,11 +224,11 @@ def dedup_band_keys(
 @overload
 def dedup_band_keys(
     *,
-    level: str,
-    norm_opts: tuple[bool, bool, bool],
-    shingle_kind: str,
+    level: Level,
+    norm_opts: NormOpts,
+    shingle_kind: ShingleKind,
     shingle_n: int,
-    family_kind: str,
+    family_kind: FamilyKind,
     a: npt.NDArray[np.uint32],
     b: npt.NDArray[np.uint32],
     bands: int,
@@ -191,9 +241,9 @@ def dedup_band_keys(
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]: ...
 def dedup_jaccard(
     *,
-    level: str,
-    norm_opts: tuple[bool, bool, bool],
-    shingle_kind: str,
+    level: Level,
+    norm_opts: NormOpts,
+    shingle_kind: ShingleKind,
     shingle_n: int,
     i: list[int],
     j: list[int],
@@ -204,18 +254,18 @@ def dedup_jaccard(
 ) -> npt.NDArray[np.float64]: ...
 def union_clusters(n: int, i: list[int], j: list[int]) -> npt.NDArray[np.uint32]: ...
 def shingles(
-    text: str, *, norm_opts: tuple[bool, bool, bool], shingle_kind: str, shingle_n: int
+    text: str, *, norm_opts: NormOpts, shingle_kind: ShingleKind, shingle_n: int
 ) -> list[bytes]: ...
 def minhash(
-    shingles: list[bytes], *, family_kind: str, a: list[int], b: list[int]
+    shingles: list[bytes], *, family_kind: FamilyKind, a: list[int], b: list[int]
 ) -> npt.NDArray[np.uint32]: ...
 def dedup_signatures(
     *,
-    level: str,
-    norm_opts: tuple[bool, bool, bool],
-    shingle_kind: str,
+    level: Level,
+    norm_opts: NormOpts,
+    shingle_kind: ShingleKind,
     shingle_n: int,
-    family_kind: str,
+    family_kind: FamilyKind,
     a: list[int],
     b: list[int],
     texts: Any = None,

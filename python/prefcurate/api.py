@@ -33,7 +33,9 @@ def make_config(cls: type[C], config: C | None, settings: dict[str, Any], what: 
     an unknown keyword is a TypeError naming the known ones."""
     unknown = sorted(set(settings) - set(cls.names()))
     if unknown:
-        raise TypeError(f"{what}() got unexpected keyword(s) {unknown}; its settings are {', '.join(cls.names())}")
+        raise TypeError(
+            f"{what}() got unexpected keyword(s) {unknown}; its settings are {', '.join(cls.names())}"
+        )
     if config is None:
         return cls(**settings)
     if not isinstance(config, cls):

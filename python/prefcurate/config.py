@@ -34,7 +34,7 @@ def param(
     check: Check | None = None,
     choices: Sequence[Any] | None = None,
     cli: bool = True,
-    metavar: str | None = None,
+    metavar: str | tuple[str, ...] | None = None,
     parse: Callable[[str], Any] | None = None,
     convert: Callable[[Any], Any] | None = None,
 ) -> Any:
@@ -194,9 +194,9 @@ class StageConfig:
             elif isinstance(default, tuple):
                 kw["nargs"] = len(default)
                 kw["type"] = type(default[0])
-                kw["metavar"] = f.metadata.get("metavar") or tuple(x.upper() for x in ("min", "max"))[
-                    : len(default)
-                ]
+                kw["metavar"] = (
+                    f.metadata.get("metavar") or tuple(x.upper() for x in ("min", "max"))[: len(default)]
+                )
             else:
                 parse = f.metadata.get("parse")
                 if parse is not None:

@@ -202,6 +202,26 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
 Splitter = Callable[[Any, pa.Table, str], tuple[Any, Any]]
 
 
+class EngineRows:
+    """What the results of the row-level stages (dedup, decontaminate) share:
+    their rows come from the engine's splitter (``_splitter``)."""
+
+    _splitter: Splitter | None
+
+    def write_parquet(self, path: Any) -> dict[str, str]:
+        """Write ``kept`` and ``removed`` as Parquet shards under ``path/kept``
+        and ``path/removed`` (results of ``engine="ray"``, whose rows are lazy)."""
+        writer = getattr(self._splitter, "write_parquet", None)
+        if writer is None:
+            raise InvalidInputError(
+                "write_parquet is for results of engine='ray'; write kept / removed with write_table"
+            )
+        return writer(self, path)
+
+    def _rows_ops(self) -> Any:
+        return getattr(self._splitter, "rows_ops", None)
+
+
 @dataclass
 class StageResult:
     """What one stage kept and removed, on any engine.
@@ -231,7 +251,9 @@ class StageResult:
         if self.by_reason is None:
             reasons = self.removed.column("reason").to_pylist() if self.removed.num_rows else []
             self.by_reason = dict(Counter(reasons))
-        n_removed = self.removed.num_rows if isinstance(self.removed, pa.Table) else sum(self.by_reason.values())
+        n_removed = (
+            self.removed.num_rows if isinstance(self.removed, pa.Table) else sum(self.by_reason.values())
+        )
         if self.n_kept + n_removed != self.n_input:
             raise AssertionError(
                 f"stage {self.stage}: {self.n_input} rows in but {self.n_kept} kept + {n_removed} removed"
@@ -252,7 +274,9 @@ class StageResult:
         if not self.lazy:
             return self
         ops = self.rows_ops
-        return StageResult(self.stage, ops.to_table(self.kept), ops.to_table(self.removed), self.n_input, self.info)
+        return StageResult(
+            self.stage, ops.to_table(self.kept), ops.to_table(self.removed), self.n_input, self.info
+        )
 
     def summary(self) -> dict[str, Any]:
         """``{name, input, kept, removed, by_reason, by_source}``."""

@@ -11,12 +11,13 @@ prefcurate select | dedup | dedup-index | convert | score | filter-margin | run 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .. import __version__
 from ..errors import PrefcurateError
 from . import convert, decontaminate, dedup, run, score, select
 from .run import demo_dir
+
+__all__ = ["build_parser", "demo_dir", "main"]
 
 
 def _console():
@@ -52,4 +53,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _console().print("[bold red]interrupted[/bold red]")
         return 130
-

@@ -108,69 +108,6 @@ def print_summary(summary: dict, out: Path, console) -> None:
     )
 
 
-def _params(args: argparse.Namespace) -> dict:
-    p = {"method": args.method, "ngram_range": list(args.ngram_range)}
-    if args.method == "precise":
-        p.update(
-            n=args.n,
-            min_tokens=args.min_tokens,
-            min_coverage=args.min_coverage,
-            max_train_df=args.max_train_df,
-            max_benchmark_df=args.max_benchmark_df,
-        )
-    return p
-
-
-def cmd_decontaminate(args: argparse.Namespace) -> int:
-    console = _console()
-    t0 = time.perf_counter()
-    progress = (not args.no_progress) and sys.stderr.isatty()
-    res = decontaminate(
-        args.train,
-        _benchmark_arg(args),
-        ngram_range=tuple(args.ngram_range),
-        method=args.method,
-        text=args.text,
-        benchmark_text=args.benchmark_text,
-        benchmark_id=args.benchmark_id,
-        benchmark_subset=args.benchmark_subset,
-        n=args.n,
-        min_tokens=args.min_tokens,
-        max_train_df=args.max_train_df,
-        max_benchmark_df=args.max_benchmark_df,
-        min_coverage=args.min_coverage,
-        num_threads=args.threads,
-        progress=progress,
-    )
-    out = Path(args.out)
-    summary = write_outputs(res, out, args.format, _params(args))
-    print_summary(summary, out, console)
-    console.print(f"done in {time.perf_counter() - t0:.2f} s")
-    return 0
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    console = _console()
-    t0 = time.perf_counter()
-    idx = BenchmarkIndex(
-        args.benchmark,
-        text=args.text,
-        id=args.id,
-        subset=args.subset,
-        method=args.method,
-        ngram_range=tuple(args.ngram_range),
-        n=args.n,
-        min_tokens=args.min_tokens,
-        num_threads=args.threads,
-    )
-    out = Path(args.out)
-    if out.suffix != INDEX_SUFFIX:
-        out = out.with_name(out.name + INDEX_SUFFIX)
-    idx.save(out)
-    console.print(f"{idx!r}\nsaved to [bold]{out}[/bold] in {time.perf_counter() - t0:.2f} s")
-    return 0
-
-
 def _params(config: DecontaminateConfig) -> dict:
     p: dict[str, Any] = {"method": config.method, "ngram_range": list(config.ngram_range)}
     if config.method == "precise":
@@ -220,8 +157,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def add_parsers(sub: Any) -> None:
     d = sub.add_parser("decontaminate", help="remove training rows whose prompts overlap a benchmark")
     d.add_argument(
@@ -233,7 +168,10 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--out", required=True, help="output folder")
     DecontaminateConfig.add_arguments(d)
     d.add_argument(
-        "--format", choices=("jsonl", "parquet", "json", "csv"), default="jsonl", help="output format (default: jsonl)"
+        "--format",
+        choices=("jsonl", "parquet", "json", "csv"),
+        default="jsonl",
+        help="output format (default: jsonl)",
     )
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
@@ -246,7 +184,15 @@ def add_parsers(sub: Any) -> None:
     i.add_argument("--subset", default="subset", help="column naming each item's subset (default: subset)")
     DecontaminateConfig.add_arguments(
         i,
-        exclude=("benchmark_text", "benchmark_id", "benchmark_subset", "max_train_df", "max_benchmark_df", "min_coverage", "spans"),
+        exclude=(
+            "benchmark_text",
+            "benchmark_id",
+            "benchmark_subset",
+            "max_train_df",
+            "max_benchmark_df",
+            "min_coverage",
+            "spans",
+        ),
     )
     i.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     i.set_defaults(func=cmd_index)

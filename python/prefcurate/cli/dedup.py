@@ -85,7 +85,12 @@ def add_parser(sub: Any) -> None:
     _common(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--against", help="a reference index (prefcurate dedup-index): remove rows duplicating it")
-    p.add_argument("--format", choices=("jsonl", "parquet", "json", "csv"), default="parquet", help="output format (default: parquet)")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "parquet", "json", "csv"),
+        default="parquet",
+        help="output format (default: parquet)",
+    )
     p.set_defaults(func=cmd_dedup)
     q = sub.add_parser("dedup-index", help="build a reference index to deduplicate other data against")
     _common(q)

@@ -125,5 +125,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print(f"[bold]{res.final.num_rows}[/bold] pairs in {out / (res.recipe.name + '.jsonl')}")
     console.print(f"[bold]report:[/bold] {out / 'report.html'} (and report.md, summary.json, removed/)")
     return 0
-
-

@@ -17,11 +17,20 @@ from .. import _core
 from .._progress import ProgressArg
 from .._unicode import ensure_tables
 from ..errors import InvalidInputError
-from ..inputs import Resolved, split_rows
+from ..inputs import Resolved, as_table, split_rows
 from ..schema import StageResult
 from ..stages import decontaminate as dc
 from ..stages import select as sel
-from ..stages.dedup import DedupConfig, DedupData, DedupResult, Links, as_data, contradictions, decide, priority
+from ..stages.dedup import (
+    DedupConfig,
+    DedupData,
+    DedupResult,
+    Links,
+    as_data,
+    contradictions,
+    decide,
+    priority,
+)
 from ..stages.dedup_index import MESSAGES_LARGE, DedupIndex, common
 from ..stages.index import BenchmarkIndex
 
@@ -144,7 +153,9 @@ def dedup_against(
     else:
         both = DedupData(None, None, texts=common(index.table.column("text"), d.texts, pa.large_string()))
     # the reference always wins its clusters
-    prio = np.concatenate([np.full(n_ref, -np.inf), priority(d, config.keep, config.score, config.source, len(d))])
+    prio = np.concatenate(
+        [np.full(n_ref, -np.inf), priority(d, config.keep, config.score, config.source, len(d))]
+    )
     settings = index.config.replace(keep=config.keep)
     links = dedup_links(both, settings, num_threads=num_threads, n_ref=n_ref, ref_keys=index.keys)
     res = decide(links, prio, settings, n_ref=n_ref)
@@ -216,13 +227,13 @@ def decontaminate(
 
 
 def select(table: Any, config: sel.SelectConfig, *, num_threads: int | None = None) -> StageResult:
-    t = sel.as_table(table)
+    t = as_table(table)
     out = sel.rank(t, config, ranks=True, num_threads=num_threads)
     return sel.decide(t, config, out)
 
 
 def select_indices(table: Any, config: sel.SelectConfig, *, num_threads: int | None = None) -> np.ndarray:
-    t = sel.as_table(table)
+    t = as_table(table)
     out = sel.rank(t, config, ranks=False, num_threads=num_threads)
     return np.flatnonzero(out["reason"] == 0)
 

@@ -46,9 +46,9 @@ from .adapters import (
     detect_format,
     get_adapter,
 )
-from .arrow import ColumnError, list_parts, one, string_bytes
+from .arrow import ColumnError, list_parts, one
 from .readers import Issue, Reader, Rows, message, record_json, where
-from .validate import MALFORMED, check_pairs
+from .validate import MALFORMED, check_pairs, identical_answers
 
 OnInvalid = Literal["warn", "raise", "quarantine"]
 ON_INVALID = ("warn", "raise", "quarantine")
@@ -402,7 +402,7 @@ class Engine:
                 filled[i] = hashed[j]
             ids = pa.array(filled, pa.string())
         # identical answers: a pair without a preference (counted, not removed)
-        self.identical += _identical_answers(chosen, rejected)
+        self.identical += identical_answers(chosen, rejected)
         self.pairs += m
         for item in pc.value_counts(source).to_pylist():
             self.sources[item["values"]] += item["counts"]
@@ -470,27 +470,10 @@ def _coalesce(t: pa.Table, names: tuple[str, ...], m: int) -> pa.Array | None:
     return cols[0] if len(cols) == 1 else pc.coalesce(*cols)
 
 
-def _identical_answers(chosen: pa.Array, rejected: pa.Array) -> int:
-    """How many pairs have the same chosen and rejected answer text."""
-    ends = []
-    for lst in (chosen, rejected):
-        offs, values = list_parts(lst)
-        content = pc.struct_field(values, "content")
-        _, coffs = string_bytes(content)
-        last = offs[1:] - 1
-        ends.append((content, last, coffs[last + 1] - coffs[last]))
-    (cc, cl, clen), (rc, rl, rlen) = ends
-    cand = np.flatnonzero(clen == rlen)
-    if not len(cand):
-        return 0
-    same = pc.equal(cc.take(pa.array(cl[cand])), rc.take(pa.array(rl[cand])))
-    return int(pc.sum(same.cast(pa.int64())).as_py() or 0)
-
-
 def quarantine_summary(engine: Engine) -> str:
     """The warning of ``on_invalid="warn"``: how many rows, why, and how to get them."""
     reader = engine.reader
-    q = engine.quarantine
+    q = sorted(engine.quarantine, key=issue_order)
     reasons = Counter(i.reason for i in q)
     by = ", ".join(f"{n} {r}" for r, n in reasons.most_common())
     read = reader.rows_read if reader else len(q)

@@ -6,6 +6,7 @@ adds that chosen and rejected share their prompt turns, and
 :func:`prompt_column_mismatch` checks a ``prompt`` string column against the
 conversations.  Each returns the first problem of each bad row as
 ``(field, code, detail)``; the codes are those of the quarantine's ``reason``.
+:func:`identical_answers` counts pairs whose two answers are the same text.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import ROLES
-from .arrow import as_string, list_parts, null_rows
+from .arrow import as_string, list_parts, null_rows, string_bytes
 
 ROLE_CODES = {r: i for i, r in enumerate(ROLES)}  # system 0, user 1, assistant 2
 
@@ -208,3 +209,20 @@ def prompt_column_mismatch(prompt: pa.Array, chosen: pa.Array) -> np.ndarray:
     firsts = pc.struct_field(values, "content").take(pa.array(np.flatnonzero(is_user)[first]))
     same = pc.equal(prompt.take(pa.array(rows)), firsts).fill_null(True).to_numpy(zero_copy_only=False)
     return rows[~same]
+
+
+def identical_answers(chosen: pa.Array, rejected: pa.Array) -> int:
+    """How many pairs have the same chosen and rejected answer text."""
+    ends = []
+    for lst in (chosen, rejected):
+        offs, values = list_parts(lst)
+        content = pc.struct_field(values, "content")
+        _, coffs = string_bytes(content)
+        last = offs[1:] - 1
+        ends.append((content, last, coffs[last + 1] - coffs[last]))
+    (cc, cl, clen), (rc, rl, rlen) = ends
+    cand = np.flatnonzero(clen == rlen)
+    if not len(cand):
+        return 0
+    same = pc.equal(cc.take(pa.array(cl[cand])), rc.take(pa.array(rl[cand])))
+    return int(pc.sum(same.cast(pa.int64())).as_py() or 0)

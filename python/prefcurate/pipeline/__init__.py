@@ -4,7 +4,8 @@ report (:mod:`.report`)."""
 
 from __future__ import annotations
 
-from .run import DEMO_MODEL, Pipeline, PipelineError, PipelineResult, Recipe, _toml_loads, recipes_dir, run_recipe
+from .recipe import Recipe, _toml_loads
+from .run import DEMO_MODEL, Pipeline, PipelineError, PipelineResult, recipes_dir, run_recipe
 
 __all__ = [
     "DEMO_MODEL",

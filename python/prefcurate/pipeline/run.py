@@ -45,7 +45,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,9 @@ import pyarrow.parquet as pq
 
 from .. import __version__, engines
 from ..api import decontaminate, dedup, select_top_result
-from ..errors import InvalidInputError, PrefcurateError
-from ..stages.select import PRESETS
+from ..errors import PrefcurateError
 from ..schema import StageResult, with_columns
+from .recipe import Recipe
 
 log = logging.getLogger("prefcurate.pipeline")
 
@@ -69,94 +69,6 @@ STAGE_KINDS = ("read", "filter", "select", "margin", "merge", "dedup", "decontam
 
 class PipelineError(PrefcurateError):
     """A recipe that cannot run, or a stage that broke the accounting."""
-
-
-# ---------------------------------------------------------------- recipes
-
-
-def _toml(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such recipe") from None
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidInputError(f"{path}: invalid TOML: {e}") from None
-
-
-def _toml_loads(text: str) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    return tomllib.loads(text)
-
-
-@dataclass
-class Recipe:
-    """A curation recipe (see the module docstring for the TOML layout)."""
-
-    name: str
-    sources: list[dict[str, Any]]
-    select: dict[str, Any] | None = None
-    margin: dict[str, Any] | None = None
-    dedup: dict[str, Any] | None = None
-    decontaminate: dict[str, Any] | None = None
-    output: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-    path: Path | None = None
-    #: the engine that runs every stage: "local" or "ray" (``engine = "ray"``)
-    engine: str = "local"
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Recipe:
-        p = Path(path)
-        return cls.from_dict(_toml(p), path=p)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], *, path: Path | None = None) -> Recipe:
-        where = str(path or "recipe")
-        known = {"name", "description", "engine", "sources", "select", "margin", "dedup", "decontaminate", "output"}
-        unknown = set(d) - known
-        if unknown:
-            raise InvalidInputError(f"{where}: unknown sections {sorted(unknown)}; known: {sorted(known)}")
-        if not d.get("sources"):
-            raise InvalidInputError(f"{where}: a recipe needs at least one [[sources]] entry")
-        names = []
-        for i, s in enumerate(d["sources"]):
-            if "name" not in s:
-                raise InvalidInputError(f"{where}: source {i} has no name")
-            if "path" not in s and "hf" not in s:
-                raise InvalidInputError(
-                    f"{where}: source {s['name']!r} needs path = ... (a local copy) or hf = ..."
-                )
-            names.append(s["name"])
-        if len(set(names)) != len(names):
-            raise InvalidInputError(f"{where}: source names must be unique, got {names}")
-        for section in ("select", "margin"):
-            sec = d.get(section)
-            if sec:
-                missing = [s for s in sec.get("sources", []) if s not in names]
-                if missing or not sec.get("sources"):
-                    raise InvalidInputError(
-                        f"{where}: [{section}] sources {missing or '(none)'} are not among {names}"
-                    )
-        return cls(
-            name=d.get("name", path.stem if path else "recipe"),
-            description=d.get("description", ""),
-            sources=list(d["sources"]),
-            select=d.get("select"),
-            margin=d.get("margin"),
-            dedup=d.get("dedup"),
-            decontaminate=d.get("decontaminate"),
-            output=d.get("output", {}),
-            path=path,
-            engine=d.get("engine", "local"),
-        )
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -430,11 +342,7 @@ class Pipeline:
 
     def _select(self, pool: pa.Table) -> StageResult:
 
-        spec = {k: v for k, v in (self.recipe.select or {}).items() if k != "sources"}
-        preset = spec.pop("preset", None)
-        params = dict(PRESETS[preset]) if preset else {}
-        params.update(spec)
-        return select_top_result(pool, **self._engine_kw(), **params).to_tables()
+        return select_top_result(pool, self.recipe.select_config(), **self._engine_kw()).to_tables()
 
     def _engine_kw(self) -> dict[str, Any]:
         """Keywords that run a stage on the pipeline's engine."""
@@ -491,32 +399,25 @@ class Pipeline:
 
     def _dedup(self, table: pa.Table) -> StageResult:
 
-        spec = dict(self.recipe.dedup or {})
-        res = dedup(table, **self._engine_kw(), **spec)
+        res = dedup(table, self.recipe.dedup_config(), **self._engine_kw())
         st = res.stage_result().to_tables()
         return StageResult("dedup", st.kept, st.removed, st.n_input, {"summary": res.summary()})
 
     def _decontaminate(self, table: pa.Table) -> StageResult:
-
-        spec = dict(self.recipe.decontaminate or {})
+        spec = self.recipe.decontaminate or {}
         bench: Any
         local = self.data_dir / spec["benchmark"] if "benchmark" in spec else None
         if "hf" in spec and (local is None or not local.exists()):
             import datasets
 
-            bench = datasets.load_dataset(spec.pop("hf"), split=spec.pop("split", "filtered"))
-            spec.pop("benchmark", None)
-        elif "benchmark" in spec:
-            bench = self.data_dir / spec.pop("benchmark")
+            bench = datasets.load_dataset(spec["hf"], split=spec.get("split", "filtered"))
+        elif local is not None:
+            bench = local
             if not bench.exists():
                 raise FileNotFoundError(f"{bench}: the benchmark file of [decontaminate] (see --data-dir)")
         else:
             raise PipelineError("[decontaminate] needs benchmark = <path> or hf = <name>")
-        spec.pop("split", None)
-        spec.pop("hf", None)
-        if "ngram_range" in spec:
-            spec["ngram_range"] = tuple(spec["ngram_range"])
-        res = decontaminate(table, bench, **self._engine_kw(), **spec)
+        res = decontaminate(table, bench, self.recipe.decontaminate_config(), **self._engine_kw())
         return res.stage_result().to_tables()
 
     # -- running

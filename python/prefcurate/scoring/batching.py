@@ -126,7 +126,7 @@ class Layout:
         return int(self.lengths.sum())
 
 
-def padded_layout(seqs: Sequence[Sequence[int]], pool: np.ndarray, pad_id: int) -> Layout:
+def padded_layout(seqs: Sequence[Sequence[int] | np.ndarray], pool: np.ndarray, pad_id: int) -> Layout:
     """One sequence per row, padded on the right to the longest."""
     lens = np.array([len(s) for s in seqs], dtype=np.int64)
     arr = np.full((len(seqs), int(lens.max())), pad_id, dtype=np.int64)
@@ -136,7 +136,7 @@ def padded_layout(seqs: Sequence[Sequence[int]], pool: np.ndarray, pad_id: int) 
 
 
 def packed_layout(
-    seqs: Sequence[Sequence[int]], pool: np.ndarray, bins: Sequence[np.ndarray], pad_id: int
+    seqs: Sequence[Sequence[int] | np.ndarray], pool: np.ndarray, bins: Sequence[np.ndarray], pad_id: int
 ) -> Layout:
     """Each bin one row: its sequences concatenated, positions restarting at
     0 for each, the row padded on the right to the longest bin (the filler

@@ -30,7 +30,7 @@ from .._progress import ProgressArg, progress_callback
 from ..config import StageConfig, in_range, is_bool, param
 from ..errors import InvalidInputError
 from ..inputs import Resolved, resolve
-from ..schema import Splitter, StageResult
+from ..schema import EngineRows, Splitter, StageResult
 from .index import METHODS, BenchmarkIndex, check_range
 
 STAGE = "decontaminate"
@@ -59,18 +59,40 @@ class DecontaminateConfig(StageConfig):
 
     method: str = param("reference", "reference (exact to the published script) or precise", choices=METHODS)
     ngram_range: tuple[int, int] = param(
-        (7, 13), "the reference method's n-gram range (sklearn's ngram_range)", check=_range,
-        convert=lambda v: tuple(int(x) for x in v), metavar=("MIN", "MAX"),
+        (7, 13),
+        "the reference method's n-gram range (sklearn's ngram_range)",
+        check=_range,
+        convert=lambda v: tuple(int(x) for x in v),
+        metavar=("MIN", "MAX"),
     )
-    text: str | None = param(None, "text column of the training data (default: prompt, else a chat column)", metavar="COLUMN")
+    text: str | None = param(
+        None, "text column of the training data (default: prompt, else a chat column)", metavar="COLUMN"
+    )
     benchmark_text: str | None = param(None, "text column of the benchmark", metavar="COLUMN")
     benchmark_id: str = param("id", "benchmark column naming each item, for attribution")
     benchmark_subset: str = param("subset", "benchmark column naming each item's subset, for attribution")
     n: int = param(13, "precise: n-gram size", check=in_range(1, 64, integer=True))
-    min_tokens: int = param(5, "precise: benchmark prompts under this many tokens are skipped", check=in_range(1, 1 << 20, integer=True))
-    max_train_df: float = param(0.001, "precise: an n-gram in more training prompts is a template (below 1: a fraction of the rows, at least 10)", check=_df_limit, parse=float)
-    max_benchmark_df: int = param(10, "precise: an n-gram in more benchmark prompts is a template", check=in_range(1, 1 << 62, integer=True))
-    min_coverage: float = param(0.5, "precise: share of a benchmark prompt's distinct n-grams a training prompt must hold", check=in_range(0.0, 1.0))
+    min_tokens: int = param(
+        5,
+        "precise: benchmark prompts under this many tokens are skipped",
+        check=in_range(1, 1 << 20, integer=True),
+    )
+    max_train_df: float = param(
+        0.001,
+        "precise: an n-gram in more training prompts is a template (below 1: a fraction of the rows, at least 10)",
+        check=_df_limit,
+        parse=float,
+    )
+    max_benchmark_df: int = param(
+        10,
+        "precise: an n-gram in more benchmark prompts is a template",
+        check=in_range(1, 1 << 62, integer=True),
+    )
+    min_coverage: float = param(
+        0.5,
+        "precise: share of a benchmark prompt's distinct n-grams a training prompt must hold",
+        check=in_range(0.0, 1.0),
+    )
     spans: bool = param(True, "compute the longest matched span of each removed row", check=is_bool)
 
     def df_limit(self, n_train: int) -> int:
@@ -85,7 +107,7 @@ class DecontaminateConfig(StageConfig):
 
 
 @dataclass
-class DecontaminationResult:
+class DecontaminationResult(EngineRows):
     """What :func:`decontaminate` found.
 
     Attributes
@@ -141,14 +163,6 @@ class DecontaminationResult:
     def n_removed(self) -> int:
         return int(self.contaminated.sum())
 
-    def write_parquet(self, path: Any) -> dict[str, str]:
-        """Write ``kept`` and ``removed`` as Parquet shards under ``path/kept``
-        and ``path/removed`` (results of ``engine="ray"``, whose rows are lazy)."""
-        writer = getattr(self._splitter, "write_parquet", None)
-        if writer is None:
-            raise InvalidInputError("write_parquet is for results of engine='ray'; write kept / removed with write_table")
-        return writer(self, path)
-
     def stage_result(self) -> StageResult:
         """As a :class:`StageResult` (tables, or lazy Ray datasets on Ray)."""
         n = len(self.contaminated)
@@ -163,7 +177,7 @@ class DecontaminationResult:
             info,
             n_kept=n - self.n_removed,
             by_reason=by_reason,
-            rows_ops=getattr(self._splitter, "rows_ops", None),
+            rows_ops=self._rows_ops(),
         )
 
     def summary(self) -> pa.Table:
@@ -216,13 +230,13 @@ def _labelled(res: Resolved):
         raise
 
 
-
-
 def resolve_train(train: Any, text: str | None) -> Resolved:
     return resolve(train, text=text, what="train")
 
 
-def benchmark_index(benchmark: Any, config: DecontaminateConfig, *, num_threads: int | None = None) -> BenchmarkIndex:
+def benchmark_index(
+    benchmark: Any, config: DecontaminateConfig, *, num_threads: int | None = None
+) -> BenchmarkIndex:
     """The benchmark's index for ``config``: built, or checked when given."""
     if isinstance(benchmark, BenchmarkIndex):
         if benchmark.method != config.method:
@@ -280,8 +294,15 @@ def scan(
         if config.method == "reference":
             out = index._inner.scan(res.texts, spans=config.spans, num_threads=num_threads, progress=cb)
             return Found(
-                out["train"], out["bench"], out["score"], out["flagged_train"], out["flagged_bench"],
-                out["flagged_score"], out["flagged_matches"], list(out["span_text"]), np.asarray(out["span_tokens"]),
+                out["train"],
+                out["bench"],
+                out["score"],
+                out["flagged_train"],
+                out["flagged_bench"],
+                out["flagged_score"],
+                out["flagged_matches"],
+                list(out["span_text"]),
+                np.asarray(out["span_tokens"]),
             )
         t_idx, b_idx, score, coverage = index._inner.scan_precise(
             res.texts,
@@ -294,16 +315,29 @@ def scan(
         rows, pick, counts = _best_per_row(t_idx, b_idx, score, coverage)
         best_b, best_score = b_idx[pick], score[pick]
         if config.spans and len(rows):
-            pairs = index._inner.longest_spans(res.texts, rows.tolist(), best_b.tolist(), num_threads=num_threads)
+            pairs = index._inner.longest_spans(
+                res.texts, rows.tolist(), best_b.tolist(), num_threads=num_threads
+            )
         else:
             pairs = [(None, 0)] * len(rows)
         return Found(
-            t_idx, b_idx, score, rows, best_b, best_score, counts, [p[0] for p in pairs],
-            np.array([p[1] for p in pairs], dtype=np.int64), coverage, coverage[pick],
+            t_idx,
+            b_idx,
+            score,
+            rows,
+            best_b,
+            best_score,
+            counts,
+            [p[0] for p in pairs],
+            np.array([p[1] for p in pairs], dtype=np.int64),
+            coverage,
+            coverage[pick],
         )
 
 
-def decide(index: BenchmarkIndex, config: DecontaminateConfig, n_train: int, found: Found) -> DecontaminationResult:
+def decide(
+    index: BenchmarkIndex, config: DecontaminateConfig, n_train: int, found: Found
+) -> DecontaminationResult:
     """The decision step: flags, the matches table and the attribution of
     each removed row (the same on every engine)."""
     f = found

@@ -58,7 +58,7 @@ import pyarrow.compute as pc
 from ..config import StageConfig, in_range, is_bool, param
 from ..errors import InvalidInputError
 from ..inputs import Resolved, is_message_list, resolve
-from ..schema import Splitter, StageResult
+from ..schema import EngineRows, Splitter, StageResult
 
 STAGE = "dedup"
 LEVELS = ("prompt", "prompt_chosen", "pair")
@@ -114,9 +114,7 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _keep_policy(v: Any) -> str | None:
-    if v in ("first", "score") or (
-        isinstance(v, (list, tuple)) and v and all(isinstance(s, str) for s in v)
-    ):
+    if v in ("first", "score") or (isinstance(v, (list, tuple)) and v and all(isinstance(s, str) for s in v)):
         return None
     return "'first', 'score' or a list of sources by priority"
 
@@ -135,11 +133,26 @@ class DedupConfig(StageConfig):
 
     stage: ClassVar[str] = STAGE
 
-    level: str = param("prompt", "what a key covers: the prompt turns, plus the chosen answer, or the whole pair", choices=LEVELS)
+    level: str = param(
+        "prompt",
+        "what a key covers: the prompt turns, plus the chosen answer, or the whole pair",
+        choices=LEVELS,
+    )
     method: str = param("minhash", "exact keys only, or exact then MinHash near duplicates", choices=METHODS)
-    threshold: float = param(0.8, "Jaccard similarity from which two rows are near duplicates", check=in_range(0.0, 1.0))
-    text: str | None = param(None, "text column of a table (default: the chosen / rejected pairs, else 'prompt')", cli=False)
-    keep: Any = param("first", "which row of a cluster stays: first, score (highest), or sources by priority (a,b,c)", check=_keep_policy, convert=_keep_convert, parse=_parse_keep, metavar="POLICY")
+    threshold: float = param(
+        0.8, "Jaccard similarity from which two rows are near duplicates", check=in_range(0.0, 1.0)
+    )
+    text: str | None = param(
+        None, "text column of a table (default: the chosen / rejected pairs, else 'prompt')", cli=False
+    )
+    keep: Any = param(
+        "first",
+        "which row of a cluster stays: first, score (highest), or sources by priority (a,b,c)",
+        check=_keep_policy,
+        convert=_keep_convert,
+        parse=_parse_keep,
+        metavar="POLICY",
+    )
     score: str = param("score", "score column for keep=score")
     source: str = param("source", "source column for a source priority list")
     nfkc: bool = param(True, "NFKC-normalise before keys and shingles", check=is_bool)
@@ -148,9 +161,19 @@ class DedupConfig(StageConfig):
     shingle: str = param("word", "shingle units: word n-grams or character n-grams", choices=SHINGLES)
     ngram: int = param(5, "units per shingle", check=in_range(1, 1 << 20, integer=True))
     num_perm: int = param(128, "MinHash permutations", check=in_range(1, MAX_PERM, integer=True))
-    bands: int | None = param(None, "LSH bands (default: derived from the threshold for recall)", check=in_range(1, MAX_PERM, integer=True, allow_none=True))
-    rows: int | None = param(None, "LSH rows per band (with --bands)", check=in_range(1, MAX_PERM, integer=True, allow_none=True))
-    permutations_: str = param("fast", "shingle hash: fast, or datasketch (SHA-1, datasketch's signatures bit for bit)", choices=FAMILIES)
+    bands: int | None = param(
+        None,
+        "LSH bands (default: derived from the threshold for recall)",
+        check=in_range(1, MAX_PERM, integer=True, allow_none=True),
+    )
+    rows: int | None = param(
+        None, "LSH rows per band (with --bands)", check=in_range(1, MAX_PERM, integer=True, allow_none=True)
+    )
+    permutations_: str = param(
+        "fast",
+        "shingle hash: fast, or datasketch (SHA-1, datasketch's signatures bit for bit)",
+        choices=FAMILIES,
+    )
     seed: int = param(1, "MinHash seed", check=in_range(0, 2**32 - 1, integer=True))
     pair_checks: bool = param(True, "remove degenerate and contradictory pairs first", check=is_bool)
 
@@ -277,42 +300,11 @@ def as_data(data: Any, text: str | None) -> DedupData:
     return DedupData(res, t, texts=res.texts)
 
 
-def _str_list(lst: list, what: str = "text") -> pa.Array:
-    """A list of str as an Arrow array; a non-str item is an error naming its
-    row (as the Rust reader of a list reports it)."""
-    try:
-        arr = pa.array(lst, type=pa.large_string())
-        if not arr.null_count:
-            return arr
-    except (pa.ArrowTypeError, pa.ArrowInvalid, UnicodeEncodeError):
-        pass
-    for i, x in enumerate(lst):
-        if not isinstance(x, str):
-            raise InvalidInputError(
-                f"{what}: row {i} is {'None' if x is None else type(x).__name__}, not a str"
-            )
-        try:
-            x.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInputError(f"{what}: row {i} is not valid UTF-8 (a lone surrogate)") from None
-    raise InvalidInputError(f"{what}: cannot read the list as text")  # pragma: no cover - caught above
-
-
-def _common(a: Any, b: Any, typ: pa.DataType) -> pa.ChunkedArray:
-    def chunks(x):
-        if isinstance(x, list):
-            return [_str_list(x)]
-        arr = x if isinstance(x, pa.ChunkedArray) else pa.chunked_array([x])
-        return [c.cast(typ) for c in arr.chunks]
-
-    return pa.chunked_array(chunks(a) + chunks(b), type=typ)
-
-
 # ---------------------------------------------------------------- result
 
 
 @dataclass
-class DedupResult:
+class DedupResult(EngineRows):
     """What :func:`dedup` found.
 
     ``duplicate_of``: numpy int64 per row, the index of the kept row it
@@ -386,14 +378,6 @@ class DedupResult:
         """The removed rows with their provenance columns."""
         return self._rows()[1]
 
-    def write_parquet(self, path: Any) -> dict[str, str]:
-        """Write ``kept`` and ``removed`` as Parquet shards under ``path/kept``
-        and ``path/removed`` (results of ``engine="ray"``, whose rows are lazy)."""
-        writer = getattr(self._splitter, "write_parquet", None)
-        if writer is None:
-            raise InvalidInputError("write_parquet is for results of engine='ray'; write kept / removed with write_table")
-        return writer(self, path)
-
     def stage_result(self) -> StageResult:
         """As a :class:`StageResult` (tables, or lazy Ray datasets on Ray)."""
         kept, removed = self.kept, self.removed
@@ -408,7 +392,7 @@ class DedupResult:
             {"params": self.params, **self.info},
             n_kept=s["kept"],
             by_reason=s["by_reason"],
-            rows_ops=getattr(self._splitter, "rows_ops", None),
+            rows_ops=self._rows_ops(),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -628,4 +612,3 @@ def decide(
         }
     )
     return out
-

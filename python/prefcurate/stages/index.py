@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from ..inputs import optional_column, resolve
 from .._unicode import ensure_tables
 from ..errors import InvalidInputError
+from ..inputs import optional_column, resolve
 
 METHODS = ("reference", "precise")
 

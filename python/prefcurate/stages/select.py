@@ -35,7 +35,6 @@ import pyarrow.compute as pc
 from .. import _core
 from ..config import StageConfig, param
 from ..errors import InvalidInputError
-from ..inputs import as_table
 from ..schema import StageResult, split_table, with_columns
 
 STAGE = "select"
@@ -124,12 +123,12 @@ def _scores(table: pa.Table, score: str) -> np.ndarray:
     return np.ascontiguousarray(arr.to_numpy())
 
 
-
-
 def _quota_arg(v: Any) -> str | None:
     vals = list(v.values()) if isinstance(v, Mapping) else [v]
     for x in vals:
-        if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0):
+        if x is not None and (
+            isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0
+        ):
             return "a non-negative number, or a dict of them per group"
     return None
 
@@ -146,7 +145,11 @@ def _offsets(v: Any) -> str | None:
 
 
 def _group_by(v: Any) -> str | None:
-    if v is None or isinstance(v, str) or (isinstance(v, (list, tuple)) and all(isinstance(g, str) for g in v)):
+    if (
+        v is None
+        or isinstance(v, str)
+        or (isinstance(v, (list, tuple)) and all(isinstance(g, str) for g in v))
+    ):
         return None
     return "a column name, a list of them, or nothing"
 
@@ -162,15 +165,34 @@ class SelectConfig(StageConfig):
     stage: ClassVar[str] = STAGE
 
     score: str = param("score", "the score column (numbers; NaN or null: removed as missing_score)")
-    group_by: Any = param("category", "the group column, a list of columns, or none for one group", check=_group_by, convert=_as_list, cli=False)
+    group_by: Any = param(
+        "category",
+        "the group column, a list of columns, or none for one group",
+        check=_group_by,
+        convert=_as_list,
+        cli=False,
+    )
     k: Any = param(None, "rows to keep per group: N, or a dict per group", check=_quota_arg, cli=False)
-    fraction: Any = param(None, "share of each group to keep (floor of fraction x rows with a score): F, or a dict per group", check=_quota_arg, cli=False)
-    default_fraction: float | None = param(None, "fraction for groups not named in a fraction dict", check=_quota_arg, cli=False)
+    fraction: Any = param(
+        None,
+        "share of each group to keep (floor of fraction x rows with a score): F, or a dict per group",
+        check=_quota_arg,
+        cli=False,
+    )
+    default_fraction: float | None = param(
+        None, "fraction for groups not named in a fraction dict", check=_quota_arg, cli=False
+    )
     offset_by: str | None = param("source", "column whose value picks a score offset", cli=False)
-    offsets: Mapping[Any, float] | None = param(None, "score offsets by value of offset_by (ranked: score + offset)", check=_offsets, cli=False)
-    tie_break: str | None = param("id", "column ordering equal scores (ascending, nulls last), then row order", cli=False)
+    offsets: Mapping[Any, float] | None = param(
+        None, "score offsets by value of offset_by (ranked: score + offset)", check=_offsets, cli=False
+    )
+    tie_break: str | None = param(
+        "id", "column ordering equal scores (ascending, nulls last), then row order", cli=False
+    )
     default_k: int | None = param(None, "k for groups not named in a k dict", check=_quota_arg, cli=False)
-    group_map: Mapping[Any, Any] | None = param(None, "merge groups before selection: group_map[g], else group_default, else g", cli=False)
+    group_map: Mapping[Any, Any] | None = param(
+        None, "merge groups before selection: group_map[g], else group_default, else g", cli=False
+    )
     group_default: Any = param(None, "the group of values not in group_map", cli=False)
 
     def validate(self) -> None:
@@ -197,23 +219,29 @@ class SelectConfig(StageConfig):
         raise InvalidInputError("select: no quota: give k, fraction, default_k or default_fraction")
 
 
+def adjusted_scores(table: pa.Table, config: SelectConfig, num_threads: int | None) -> np.ndarray:
+    """Per row: its score plus the offset of its ``offset_by`` value (a value
+    without an offset, or null, adds 0); NaN where the score is missing."""
+    scores = _scores(table, config.score)
+    if not config.offsets:
+        return scores
+    assert config.offset_by is not None  # checked by the config
+    ids, names = _core.encode_strings(
+        _as_strings(_column(table, config.offset_by, "offset_by")), num_threads=num_threads
+    )
+    per = np.array([float(config.offsets.get(v, 0.0)) for v in names] + [0.0])  # last: null
+    return scores + per[np.minimum(ids, len(names))]
+
+
 def rank(table: pa.Table, config: SelectConfig, *, ranks: bool, num_threads: int | None) -> dict[str, Any]:
     """The selection kernel: per row its adjusted score and group, then the
     core's top-k per group (reason per row, and ranks and cut-offs when
     ``ranks``)."""
     c = config
-    score, group_by, offsets, offset_by = c.score, c.group_by, c.offsets, c.offset_by
+    group_by = c.group_by
     group_map, group_default, tie_break = c.group_map, c.group_default, c.tie_break
     n = table.num_rows
-    scores = _scores(table, score)
-    adjusted = scores
-    if offsets:
-        assert offset_by is not None
-        ids, names = _core.encode_strings(
-            _as_strings(_column(table, offset_by, "offset_by")), num_threads=num_threads
-        )
-        per = np.array([float(offsets.get(v, 0.0)) for v in names] + [0.0])  # last: null
-        adjusted = scores + per[np.minimum(ids, len(names))]
+    adjusted = adjusted_scores(table, c, num_threads)
     key = _group_key(table, group_by)
     if key is None:
         gids = np.zeros(n, dtype=np.uint32)
@@ -251,8 +279,6 @@ def rank(table: pa.Table, config: SelectConfig, *, ranks: bool, num_threads: int
     )
     out.update(adjusted=adjusted, groups=gids, group_names=group_names, quotas=quotas)
     return out
-
-
 
 
 def decide(t: pa.Table, config: SelectConfig, out: dict[str, Any]) -> StageResult:
@@ -295,5 +321,3 @@ def decide(t: pa.Table, config: SelectConfig, out: dict[str, Any]) -> StageResul
         }
     }
     return StageResult(STAGE, kept, removed, t.num_rows, info)
-
-

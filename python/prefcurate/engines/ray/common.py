@@ -2,7 +2,6 @@
 numbering, reading shards, batching, per-row results looked up by row range,
 lazy kept / removed datasets, errors raised on workers.  No stage logic."""
 
-
 from __future__ import annotations
 
 import contextlib
@@ -11,27 +10,23 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ... import _core
-from ...inputs import resolve, take
-from ..._unicode import ensure_tables
 from ...errors import IndexFileError, InvalidInputError, PrefcurateError
+from ...inputs import resolve, take
 
 ROW = "__prefcurate_row"
-_NO_KEY = np.uint64(np.iinfo(np.uint64).max)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
 __all__ = [
     "ROW",
+    "ROWS_OPS",
     "FailOnce",
     "RayOptions",
-    "RayStageResult",
+    "splitter",
     "to_table",
     "write_parquet",
 ]
@@ -636,8 +631,6 @@ def _value_counts(ds: Any, column: str) -> dict[Any, int]:
     for v, c in zip(t.column("value").to_pylist(), t.column("count").to_pylist()):
         out[v] = out.get(v, 0) + c
     return out
-
-
 
 
 class RowsOps:

@@ -2,7 +2,6 @@
 through the object store; every batch is scanned by the stage's scan kernel;
 the flagged rows come back to the driver for the stage's decision step."""
 
-
 from __future__ import annotations
 
 import time
@@ -15,11 +14,24 @@ from ..._unicode import ensure_tables
 from ...errors import InvalidInputError
 from ...inputs import resolve
 from ...stages import decontaminate as dc
-from .common import ROW, _collect, _get_cached, _hook, _map_kwargs, _numbered, _opts, _ray, _rows_named, _strip, splitter
+from .common import (
+    ROW,
+    _collect,
+    _get_cached,
+    _hook,
+    _map_kwargs,
+    _numbered,
+    _opts,
+    _ray,
+    _rows_named,
+    _strip,
+    splitter,
+)
 
 
-
-def _decont_scan(batch: pa.Table, index: list[Any], config: dc.DecontaminateConfig, threads: int, hook: Any) -> pa.Table:
+def _decont_scan(
+    batch: pa.Table, index: list[Any], config: dc.DecontaminateConfig, threads: int, hook: Any
+) -> pa.Table:
     """The stage's scan kernel on one batch; the flagged rows (by original
     row number) with their matches as list columns."""
     ensure_tables()
@@ -69,7 +81,9 @@ def _flat(col: pa.ChunkedArray) -> np.ndarray:
     return col.combine_chunks().flatten().to_numpy()
 
 
-def decontaminate(train: Any, benchmark: Any, config: dc.DecontaminateConfig, *, options: Any = None) -> dc.DecontaminationResult:
+def decontaminate(
+    train: Any, benchmark: Any, config: dc.DecontaminateConfig, *, options: Any = None
+) -> dc.DecontaminationResult:
     """:func:`prefcurate.decontaminate` on Ray: the index is built once on the
     driver and shared through the object store; every batch is scanned by the
     stage's scan kernel; the flagged rows (with their matches) come back to

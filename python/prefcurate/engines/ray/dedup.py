@@ -1,7 +1,6 @@
 """Deduplication on Ray: the stage's key kernels per batch, shuffles by key,
 verification in buckets, and the stage's decision step on the driver."""
 
-
 from __future__ import annotations
 
 from typing import Any
@@ -13,7 +12,16 @@ from ... import _core
 from ..._unicode import ensure_tables
 from ...errors import InvalidInputError
 from ...inputs import take
-from ...stages.dedup import DedupConfig, DedupData, DedupResult, Links, as_data, contradictions, decide, priority
+from ...stages.dedup import (
+    DedupConfig,
+    DedupData,
+    DedupResult,
+    Links,
+    as_data,
+    contradictions,
+    decide,
+    priority,
+)
 from .common import (
     ROW,
     RayOptions,
@@ -488,7 +496,14 @@ def dedup(data: Any, config: DedupConfig, *, options: Any = None) -> DedupResult
     def jaccard(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Pairs reached through a chain of links: verified in buckets too."""
         empty = np.zeros(0, np.int64)
-        extra = _verify(nd, spec, o, (empty, empty.astype(np.uint64)), (empty, empty, empty.astype(np.uint64)), (lo.astype(np.int64), hi.astype(np.int64)))
+        extra = _verify(
+            nd,
+            spec,
+            o,
+            (empty, empty.astype(np.uint64)),
+            (empty, empty, empty.astype(np.uint64)),
+            (lo.astype(np.int64), hi.astype(np.int64)),
+        )
         xk = extra.column("kind").to_numpy() == _K_NEAR
         xa, xb = extra.column("a").to_numpy()[xk], extra.column("b").to_numpy()[xk]
         got = dict(zip(zip(xa.tolist(), xb.tolist()), extra.column("v").to_numpy()[xk].tolist()))

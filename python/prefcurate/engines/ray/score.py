@@ -1,15 +1,13 @@
 """Reward-model scoring on Ray: an actor pool, one model replica each."""
 
-
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from ...errors import InvalidInputError
-from .common import _numbered, _opts, _ray, _rows_named, _strip, _hook
+from .common import _hook, _numbered, _opts, _ray, _rows_named, _strip
 
 # ================================================================ scoring
 
@@ -55,7 +53,12 @@ def score_pairs(scorer: Any, pairs: Any, options: Any = None) -> Any:
         concurrency = o.concurrency or 1
     return nd.ds.map_batches(
         _ScoreActor,
-        fn_constructor_kwargs={"cls": type(scorer), "spec": scorer._ray_spec(), "device": device, "hook": o.batch_hook},
+        fn_constructor_kwargs={
+            "cls": type(scorer),
+            "spec": scorer._ray_spec(),
+            "device": device,
+            "hook": o.batch_hook,
+        },
         batch_format="pyarrow",
         batch_size=o.batch_size,
         concurrency=concurrency,

@@ -1,7 +1,6 @@
 """Selection on Ray: small per-row records per batch, a shuffle by group, the
 core's selection per group, and the rows split lazily."""
 
-
 from __future__ import annotations
 
 from typing import Any
@@ -37,23 +36,9 @@ def _select_prepare(table: pa.Table, args: SelectConfig, threads: int) -> tuple[
     """Per row: the merged group label (``repr`` of the group name; None when
     the group is null), the adjusted score, and the tie-break strings; as the
     local engine computes them."""
-    _as_strings, _column, _group_key, _group_name, _scores = (
-        sel._as_strings,
-        sel._column,
-        sel._group_key,
-        sel._group_name,
-        sel._scores,
-    )
+    _as_strings, _group_key, _group_name = sel._as_strings, sel._group_key, sel._group_name
     n = table.num_rows
-    scores = _scores(table, args.score)
-    adjusted = scores
-    offsets = args.offsets
-    if offsets:
-        ids, names = _core.encode_strings(
-            _as_strings(_column(table, args.offset_by, "offset_by")), num_threads=threads
-        )
-        per = np.array([float(offsets.get(v, 0.0)) for v in names] + [0.0])
-        adjusted = scores + per[np.minimum(ids, len(names))]
+    adjusted = sel.adjusted_scores(table, args, threads)
     group_by = args.group_by
     key = _group_key(table, group_by)
     group_map, group_default = args.group_map, args.group_default
@@ -328,5 +313,3 @@ def select(table: Any, args: SelectConfig, *, options: Any = None) -> StageResul
         by_reason=by_reason,
         rows_ops=ROWS_OPS,
     )
-
-
