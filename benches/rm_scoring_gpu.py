@@ -4,6 +4,8 @@ reward-bench-style loop, in one run on one GPU.
     python benches/rm_scoring_gpu.py                  # H100/H200: Llama-3.1-8B-shaped classifier
     python benches/rm_scoring_gpu.py --tiny           # CPU check of the script (tiny model, seconds)
     python benches/rm_scoring_gpu.py --json out.json  # also write the numbers
+    python benches/rm_scoring_gpu.py --packing        # also packed (padding-free) batches
+    python benches/rm_scoring_gpu.py --tiny --packing # CPU check of the packed path
 
 Model: a ``LlamaForSequenceClassification`` with Llama-3.1-8B's shape (hidden
 4096, 32 layers, 32 heads / 8 KV heads, MLP 14336, vocab 128256, one label),
@@ -22,7 +24,23 @@ Loops, timed in the same process on the same model (a warm-up pass first):
   (causal decoder: the pads come after the real tokens), ``use_cache=False``;
 - ``prefcurate-mask``: the same with the attention mask passed;
 - ``prefcurate@16384``: ``prefcurate`` with a 16,384-token budget (less
-  padding, smaller batches).
+  padding, smaller batches);
+- with ``--packing``: ``prefcurate-packed`` (and ``prefcurate-packed@N`` for
+  each ``@N`` budget asked for): ``RewardScorer(packing=True)``, several
+  sequences per row with position ids restarting at 0 and no padding at all;
+  with ``flash_attention_2`` (``--packed-attn``, the default where
+  ``flash_attn`` is importable on CUDA) one packed row per batch through
+  flash-attention's varlen kernel, else packed rows with a dense
+  block-diagonal mask (correct, but slower than padded batches on a GPU).
+  A final line compares the best padded and the best packed loop in real
+  tokens/s.
+
+Packing target (not measured: this script was last changed in a session
+without a GPU, and only its ``--tiny`` CPU path was run): on one H200 with the
+Llama-3.1-8B shape, padded batches plateau around 33.5k real tokens/s;
+packed batches with flash-attention varlen should reach >= 40k tokens/s (the
+padding they remove plus no masked attention).  Check it with ``--packing``
+and report the numbers.
 
 On one H100 expect about 5 minutes in all (the baseline about 2); trim with
 ``--variants baseline,prefcurate``.  Each loop's line is printed as it ends.
@@ -40,6 +58,7 @@ distance of each loop's scores to one-at-a-time unpadded scores on a subset.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import sys
@@ -93,10 +112,21 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--attn", default="sdpa", help="attention implementation (sdpa, eager, flash_attention_2)")
     p.add_argument(
+        "--packing",
+        action="store_true",
+        help="also time packed batches (prefcurate-packed, and prefcurate-packed@N for each @N variant)",
+    )
+    p.add_argument(
+        "--packed-attn",
+        default=None,
+        help="attention for the packed loops (default: flash_attention_2 where flash_attn is importable "
+        "on CUDA, else --attn)",
+    )
+    p.add_argument(
         "--variants",
         default=None,
-        help="loops to time: baseline, prefcurate, prefcurate-mask; '@N' sets a token budget "
-        "(default: all three and prefcurate@16384; --tiny: prefcurate@1024)",
+        help="loops to time: baseline, prefcurate, prefcurate-mask, prefcurate-packed; '@N' sets a token "
+        "budget (default: the first three and prefcurate@16384 (--tiny: @1024); --packing adds the packed ones)",
     )
     p.add_argument("--reference-rows", type=int, default=48, help="rows scored one at a time, unpadded")
     p.add_argument("--seed", type=int, default=0)
@@ -106,7 +136,18 @@ def parse_args() -> argparse.Namespace:
     a.mean_len = a.mean_len or (60.0 if a.tiny else 610.0)
     a.max_len = a.max_len or (256 if a.tiny else 2048)
     a.token_budget = a.token_budget or (4096 if a.tiny else 65536)
-    a.variants = a.variants or f"baseline,prefcurate,prefcurate-mask,prefcurate@{1024 if a.tiny else 16384}"
+    small = 1024 if a.tiny else 16384
+    if a.variants is None:
+        a.variants = f"baseline,prefcurate,prefcurate-mask,prefcurate@{small}"
+        if a.packing:
+            a.variants += f",prefcurate-packed,prefcurate-packed@{small}"
+    elif a.packing and "prefcurate-packed" not in a.variants:
+        extra = [
+            "prefcurate-packed" + v.strip()[len("prefcurate") :]
+            for v in a.variants.split(",")
+            if v.strip() == "prefcurate" or v.strip().startswith("prefcurate@")
+        ]
+        a.variants = ",".join([a.variants, *(extra or ["prefcurate-packed"])])
     return a
 
 
@@ -165,6 +206,14 @@ def build_model(tiny: bool, device: str, dtype, attn: str):
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(attn)
     return model
+
+
+def set_attn(model, attn: str) -> None:
+    """Switch the shared model's attention (the packed loops may use another)."""
+    if getattr(model.config, "_attn_implementation", None) != attn and hasattr(
+        model, "set_attn_implementation"
+    ):
+        model.set_attn_implementation(attn)
 
 
 def matmul_peak(device: str, dtype, tiny: bool) -> float:
@@ -300,6 +349,11 @@ def main() -> int:
     )
     flops = model_flops(model, lengths)
 
+    packed_attn = args.packed_attn or (
+        "flash_attention_2" if device == "cuda" and importlib.util.find_spec("flash_attn") else args.attn
+    )
+    if args.packing:
+        print(f"packed loops: attention {packed_attn}")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     results: dict[str, dict] = {}
     scores: dict[str, np.ndarray] = {}
@@ -315,14 +369,18 @@ def main() -> int:
             sync(device)
             secs = time.perf_counter() - t
             extra = {"batches": -(-args.n // args.batch_size), "oom_retries": 0}
-        elif v.split("@")[0] in ("prefcurate", "prefcurate-mask"):
+        elif v.split("@")[0] in ("prefcurate", "prefcurate-mask", "prefcurate-packed"):
             kind, _, budget = v.partition("@")
+            packed = kind == "prefcurate-packed"
+            attn = packed_attn if packed else args.attn
+            set_attn(model, attn)
             sc = RewardScorer(
                 model,
                 device=device,
                 token_budget=int(budget) if budget else args.token_budget,
                 max_length=args.max_len,
-                skip_padding_mask=(kind == "prefcurate"),
+                skip_padding_mask=(kind != "prefcurate-mask"),
+                packing=packed,
                 model_id="bench",
             )
             sc.score_ids(seqs[:8])  # warm-up
@@ -331,8 +389,14 @@ def main() -> int:
             res = sc.score_ids(seqs)
             sync(device)
             secs = time.perf_counter() - t
+            set_attn(model, args.attn)
             s, padded = res.scores, res.stats.padded_tokens
-            extra = {"batches": res.stats.batches, "oom_retries": res.stats.oom_retries}
+            extra = {
+                "batches": res.stats.batches,
+                "oom_retries": res.stats.oom_retries,
+                "attn": attn,
+                "packing_mode": sc.packing_mode,
+            }
         else:
             print(f"unknown variant {v!r}", file=sys.stderr)
             return 2
@@ -363,19 +427,19 @@ def main() -> int:
 
     base = results.get("baseline")
     print(
-        f"\n{'loop':<18} {'seconds':>8} {'tokens/s':>10} {'vs base':>8} {'padding':>8} {'MFU':>6} {'batches':>8}"
+        f"\n{'loop':<24} {'seconds':>8} {'tokens/s':>10} {'vs base':>8} {'padding':>8} {'MFU':>6} {'batches':>8}"
     )
     for v, r in results.items():
         speed = f"{base['seconds'] / r['seconds']:.2f}x" if base else "-"
         print(
-            f"{v:<18} {r['seconds']:>8.2f} {r['real_tokens_per_s']:>10.0f} {speed:>8} "
+            f"{v:<24} {r['seconds']:>8.2f} {r['real_tokens_per_s']:>10.0f} {speed:>8} "
             f"{r['padding_efficiency']:>8.3f} {100 * r['mfu']:>5.1f}% {r['batches']:>8}"
         )
     print("\nscore agreement")
     for v, r in results.items():
         a = r.get("agreement_with_baseline")
         u = r["vs_unpadded_first_rows"]
-        line = f"  {v:<18} vs unpadded (first {u['rows']} rows): max |diff| {u['max_abs_diff']:.3g}"
+        line = f"  {v:<24} vs unpadded (first {u['rows']} rows): max |diff| {u['max_abs_diff']:.3g}"
         if a:
             line += (
                 f"; vs baseline: max |diff| {a['max_abs_diff']:.3g}, mean {a['mean_abs_diff']:.3g}, "
@@ -383,6 +447,16 @@ def main() -> int:
             )
         print(line)
     print(f"\nscore spread (baseline or first loop): std {np.std(next(iter(scores.values()))):.4g}")
+    padded_loops = {v: r for v, r in results.items() if v.startswith("prefcurate") and "packed" not in v}
+    packed_loops = {v: r for v, r in results.items() if "packed" in v}
+    if padded_loops and packed_loops:
+        bp = max(padded_loops, key=lambda v: padded_loops[v]["real_tokens_per_s"])
+        bk = max(packed_loops, key=lambda v: packed_loops[v]["real_tokens_per_s"])
+        a, b = padded_loops[bp]["real_tokens_per_s"], packed_loops[bk]["real_tokens_per_s"]
+        print(
+            f"padded vs packed: best padded {bp} {a:.0f} real tokens/s, best packed {bk} {b:.0f} real tokens/s "
+            f"({b / a:.2f}x)"
+        )
 
     if args.json:
         out = {
@@ -397,6 +471,7 @@ def main() -> int:
             "mean_len": float(lengths.mean()),
             "token_budget": args.token_budget,
             "batch_size": args.batch_size,
+            "packed_attn": packed_attn if args.packing else None,
             "results": results,
         }
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

@@ -16,11 +16,12 @@ from .errors import IndexFileError, InvalidInputError, PrefcurateError
 from .io import read_table, write_table
 from .pairs import ConvertResult, PairStream, convert_pairs, iter_pairs, read_pairs, write_pairs
 from .schema import StageResult, validate_pairs
-from .scoring import RewardScorer, filter_margin  # torch is imported only when a scorer is built
+from .scoring import RewardScorer  # torch is imported only when a scorer is built
 from .stages.decontaminate import DecontaminateConfig, DecontaminationResult
 from .stages.dedup import DedupConfig, DedupResult
 from .stages.dedup_index import DedupIndex
 from .stages.index import BenchmarkIndex
+from .stages.margin import MarginConfig, filter_margin
 from .stages.select import SKYWORK_MAGPIE, SelectConfig
 
 __version__: str = _core.__version__
@@ -36,6 +37,7 @@ __all__ = [
     "DedupResult",
     "IndexFileError",
     "InvalidInputError",
+    "MarginConfig",
     "PairStream",
     "PrefcurateError",
     "RewardScorer",

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Callable
-from typing import Any, Literal, TypeAlias, TypedDict, final, overload
+from typing import Any, Literal, TypeAlias, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -37,53 +37,19 @@ BUILTIN_UNICODE_VERSION: str
 MAX_TEXT_BYTES: int
 
 #: what part of a pair a dedup key covers (texts: the whole text at any level)
-Level: TypeAlias = Literal["prompt", "prompt_chosen", "pair", "pair_swapped", "chosen_answer", "rejected_answer"]
+_Level: TypeAlias = Literal[
+    "prompt", "prompt_chosen", "pair", "pair_swapped", "chosen_answer", "rejected_answer"
+]
 #: how a benchmark index cuts texts into n-grams
-Method: TypeAlias = Literal["reference", "precise"]
+_Method: TypeAlias = Literal["reference", "precise"]
 #: shingles: word n-grams or character n-grams of the normalised text
-ShingleKind: TypeAlias = Literal["word", "char"]
+_ShingleKind: TypeAlias = Literal["word", "char"]
 #: MinHash permutation family: fast 64-bit hashes, or datasketch's SHA-1 (identical signatures)
-FamilyKind: TypeAlias = Literal["fast", "datasketch"]
+_FamilyKind: TypeAlias = Literal["fast", "datasketch"]
 #: (NFKC, lower case, collapse whitespace)
-NormOpts: TypeAlias = tuple[bool, bool, bool]
+_NormOpts: TypeAlias = tuple[bool, bool, bool]
 #: a quota per group: ("all", _, _), ("k", k, _) or ("ratio", numerator, denominator)
-Quota: TypeAlias = tuple[Literal["all", "k", "ratio"], int, int]
-
-class ScanResult(TypedDict):
-    """BenchmarkIndex.scan: every (row, benchmark text) pair with a positive
-    score, by row then text; then one entry per flagged row."""
-
-    train: npt.NDArray[np.uint64]
-    bench: npt.NDArray[np.uint32]
-    score: npt.NDArray[np.int64]
-    flagged_train: npt.NDArray[np.uint64]
-    flagged_bench: npt.NDArray[np.uint32]
-    flagged_score: npt.NDArray[np.int64]
-    flagged_matches: npt.NDArray[np.uint32]
-    span_tokens: npt.NDArray[np.uint64]
-    span_text: list[str | None]
-
-class SelectResult(TypedDict):
-    """select_top: per row ``reason`` and ``rank`` (empty unless ranks);
-    per group ``cutoff``, ``ranked``, ``kept``."""
-
-    reason: npt.NDArray[np.uint8]
-    rank: npt.NDArray[np.uint32]
-    cutoff: npt.NDArray[np.float64]
-    ranked: npt.NDArray[np.uint64]
-    kept: npt.NDArray[np.uint64]
-
-class NearResult(TypedDict):
-    """dedup_near: the verified links (i < j) and their Jaccard similarity,
-    the candidate pairs LSH proposed, rows without a shingle, rows shorter
-    than one shingle."""
-
-    edge_i: npt.NDArray[np.uint32]
-    edge_j: npt.NDArray[np.uint32]
-    edge_jaccard: npt.NDArray[np.float64]
-    candidates: int
-    no_shingles: int
-    short: int
+_Quota: TypeAlias = tuple[Literal["all", "k", "ratio"], int, int]
 
 @final
 class BenchmarkIndex:
@@ -93,8 +59,8 @@ class BenchmarkIndex:
         ids: list[str],
         subsets: list[str],
         *,
-        method: Method,
-        ngram_range: tuple[int, int] = (7, 13),
+        method: _Method,
+        ngram_range: tuple[int, int] = ...,  # (7, 13)
         n: int = 13,
         min_tokens: int = 5,
         num_threads: int | None = None,
@@ -113,7 +79,7 @@ class BenchmarkIndex:
     @property
     def texts(self) -> list[str]: ...
     @property
-    def method(self) -> Method: ...
+    def method(self) -> _Method: ...
     @property
     def ngram_range(self) -> tuple[int, int]: ...
     @property
@@ -133,7 +99,9 @@ class BenchmarkIndex:
         spans: bool = True,
         num_threads: int | None = None,
         progress: Callable[[int, int], Any] | None = None,
-    ) -> ScanResult: ...
+    ) -> dict[
+        str, Any
+    ]: ...  # train, bench, score, flagged_*, span_tokens: arrays; span_text: list[str | None]
     def scan_precise(
         self,
         texts: Any,
@@ -157,16 +125,16 @@ def encode_strings(
 def select_top(
     scores: npt.NDArray[np.float64],
     groups: npt.NDArray[np.uint32],
-    quotas: list[Quota],
+    quotas: list[_Quota],
     *,
     tie: Any = None,
     ranks: bool = False,
     num_threads: int | None = None,
-) -> SelectResult: ...
+) -> dict[str, Any]: ...  # reason, rank (per row); cutoff, ranked, kept (per group): arrays
 def dedup_exact(
     *,
-    level: Level,
-    norm_opts: NormOpts,
+    level: _Level,
+    norm_opts: _NormOpts,
     texts: Any = None,
     chosen: Any = None,
     rejected: Any = None,
@@ -174,23 +142,23 @@ def dedup_exact(
 ) -> npt.NDArray[np.uint32]: ...
 def dedup_exact_two(
     *,
-    level: Level,
-    other: Level,
-    norm_opts: NormOpts,
+    level: _Level,
+    other: _Level,
+    norm_opts: _NormOpts,
     chosen: Any,
     rejected: Any,
     num_threads: int | None = None,
 ) -> npt.NDArray[np.uint32]: ...
 def dedup_degenerate(
-    *, norm_opts: NormOpts, chosen: Any, rejected: Any, num_threads: int | None = None
+    *, norm_opts: _NormOpts, chosen: Any, rejected: Any, num_threads: int | None = None
 ) -> npt.NDArray[np.bool_]: ...
 def dedup_near(
     *,
-    level: Level,
-    norm_opts: NormOpts,
-    shingle_kind: ShingleKind,
+    level: _Level,
+    norm_opts: _NormOpts,
+    shingle_kind: _ShingleKind,
     shingle_n: int,
-    family_kind: FamilyKind,
+    family_kind: _FamilyKind,
     a: npt.NDArray[np.uint32],
     b: npt.NDArray[np.uint32],
     bands: int,
@@ -202,15 +170,15 @@ def dedup_near(
     rejected: Any = None,
     prefix_keys: npt.NDArray[np.uint64] | None = None,
     num_threads: int | None = None,
-) -> NearResult: ...
+) -> dict[str, Any]: ...  # edge_i, edge_j, edge_jaccard: arrays; candidates, no_shingles, short: int
 @overload
 def dedup_band_keys(
     *,
-    level: Level,
-    norm_opts: NormOpts,
-    shingle_kind: ShingleKind,
+    level: _Level,
+    norm_opts: _NormOpts,
+    shingle_kind: _ShingleKind,
     shingle_n: int,
-    family_kind: FamilyKind,
+    family_kind: _FamilyKind,
     a: npt.NDArray[np.uint32],
     b: npt.NDArray[np.uint32],
     bands: int,
@@ -224,11 +192,11 @@ def dedup_band_keys(
 @overload
 def dedup_band_keys(
     *,
-    level: Level,
-    norm_opts: NormOpts,
-    shingle_kind: ShingleKind,
+    level: _Level,
+    norm_opts: _NormOpts,
+    shingle_kind: _ShingleKind,
     shingle_n: int,
-    family_kind: FamilyKind,
+    family_kind: _FamilyKind,
     a: npt.NDArray[np.uint32],
     b: npt.NDArray[np.uint32],
     bands: int,
@@ -241,9 +209,9 @@ def dedup_band_keys(
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]: ...
 def dedup_jaccard(
     *,
-    level: Level,
-    norm_opts: NormOpts,
-    shingle_kind: ShingleKind,
+    level: _Level,
+    norm_opts: _NormOpts,
+    shingle_kind: _ShingleKind,
     shingle_n: int,
     i: list[int],
     j: list[int],
@@ -254,18 +222,18 @@ def dedup_jaccard(
 ) -> npt.NDArray[np.float64]: ...
 def union_clusters(n: int, i: list[int], j: list[int]) -> npt.NDArray[np.uint32]: ...
 def shingles(
-    text: str, *, norm_opts: NormOpts, shingle_kind: ShingleKind, shingle_n: int
+    text: str, *, norm_opts: _NormOpts, shingle_kind: _ShingleKind, shingle_n: int
 ) -> list[bytes]: ...
 def minhash(
-    shingles: list[bytes], *, family_kind: FamilyKind, a: list[int], b: list[int]
+    shingles: list[bytes], *, family_kind: _FamilyKind, a: list[int], b: list[int]
 ) -> npt.NDArray[np.uint32]: ...
 def dedup_signatures(
     *,
-    level: Level,
-    norm_opts: NormOpts,
-    shingle_kind: ShingleKind,
+    level: _Level,
+    norm_opts: _NormOpts,
+    shingle_kind: _ShingleKind,
     shingle_n: int,
-    family_kind: FamilyKind,
+    family_kind: _FamilyKind,
     a: list[int],
     b: list[int],
     texts: Any = None,

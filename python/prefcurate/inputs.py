@@ -295,3 +295,15 @@ def as_table(data: Any, what: str = "select") -> pa.Table:
     raise InvalidInputError(
         f"{what}: expected a table (pyarrow, polars, datasets), got {type(data).__name__}"
     )
+
+
+def as_pair_table(pairs: Any) -> pa.Table:
+    """Pairs as a table: a table input (see :func:`as_table`), a path, or a
+    list of row dicts."""
+    if isinstance(pairs, (str, os.PathLike)):
+        from .io import read_table
+
+        return read_table(pairs)
+    if isinstance(pairs, list):
+        return pa.Table.from_pylist(pairs)
+    return as_table(pairs, "pairs")

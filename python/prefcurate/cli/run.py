@@ -17,6 +17,19 @@ def _console():
     return Console(stderr=True)
 
 
+def print_stages(console: Any, stages: list[dict[str, Any]]) -> None:
+    """One line per stage: rows in, kept, removed and why (a read stage: the
+    records its file holds, the pairs made, the records dropped)."""
+    for s in stages:
+        reasons = ", ".join(f"{k} {v}" for k, v in s["by_reason"].items())
+        flag = " (cached)" if s.get("cached") else ""
+        if "records_in" in s:
+            counts = f"{s['records_in']:>6} records in, {s['pairs_out']:>6} pairs, {s['records_dropped']:>5} dropped"
+        else:
+            counts = f"{s['input']:>6} in, {s['kept']:>6} kept, {s['removed']:>6} removed"
+        console.print(f"{s['name']:>24}: {counts}{flag}  {reasons}", highlight=False, soft_wrap=True)
+
+
 def resolve_recipe(name: str) -> Path:
     """A recipe path, or the name of a shipped recipe (``skywork-80k-v0.2``)."""
     p = Path(name)
@@ -55,12 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"{i:2}. {line}", highlight=False)
         return 0
     res = pipe.run()
-    for s in res.summary()["stages"]:
-        flag = " (cached)" if s["cached"] else ""
-        console.print(
-            f"{s['name']:>22}: {s['input']:>8} in {s['kept']:>8} kept {s['removed']:>7} removed{flag}",
-            highlight=False,
-        )
+    print_stages(console, res.summary()["stages"])
     console.print(
         f"[bold]{res.final.num_rows}[/bold] pairs; report: [bold]{Path(args.out) / 'report.html'}[/bold]"
     )
@@ -116,12 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         engine=args.engine,
     )
     res = pipe.run()
-    for s in res.summary()["stages"]:
-        reasons = ", ".join(f"{k} {v}" for k, v in s["by_reason"].items())
-        console.print(
-            f"{s['name']:>22}: {s['input']:>3} in, {s['kept']:>3} kept, {s['removed']:>3} removed  {reasons}",
-            highlight=False,
-        )
+    print_stages(console, res.summary()["stages"])
     console.print(f"[bold]{res.final.num_rows}[/bold] pairs in {out / (res.recipe.name + '.jsonl')}")
     console.print(f"[bold]report:[/bold] {out / 'report.html'} (and report.md, summary.json, removed/)")
     return 0

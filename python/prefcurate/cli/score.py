@@ -21,6 +21,8 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..io import read_table, write_table
+from ..scoring.config import ScoreConfig
+from ..stages.margin import MarginConfig, filter_margin
 
 
 def _console() -> Any:
@@ -29,62 +31,10 @@ def _console() -> Any:
     return Console(stderr=True)
 
 
-def _add_scorer_args(p: argparse.ArgumentParser, *, model_required: bool) -> None:
-    p.add_argument(
-        "--model",
-        required=model_required,
-        default=None,
-        help="reward model: Hub name or local folder (AutoModelForSequenceClassification, num_labels=1)",
-    )
-    p.add_argument("--tokenizer", default=None, help="tokenizer name or folder (default: the model's)")
-    p.add_argument(
-        "--chat-template",
-        default=None,
-        help="a file holding a Jinja chat template (default: the tokenizer's)",
-    )
-    p.add_argument(
-        "--device", default="auto", help="auto (every GPU, else cpu), cuda, cuda:1, cpu, or a comma list"
-    )
-    p.add_argument(
-        "--dtype", default=None, help="bfloat16 / float16 / float32 (default: bf16 on GPU, fp32 on CPU)"
-    )
-    p.add_argument(
-        "--attn-implementation", default=None, help="eager, sdpa, flash_attention_2 (default: auto)"
-    )
-    p.add_argument("--max-length", type=int, default=4096, help="longer inputs are cut from the left")
-    p.add_argument("--truncation", choices=("left", "error"), default="left")
-    p.add_argument("--token-budget", type=int, default=65536, help="rows x padded length per batch")
-    p.add_argument("--cache-dir", default=None, help="reuse and store scores here (resumable)")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def _device(arg: str) -> Any:
-    if arg == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return arg.split(",") if "," in arg else arg
-
-
 def make_scorer(args: argparse.Namespace) -> Any:
-    """A :class:`RewardScorer` from the command-line options."""
-    from ..scoring import RewardScorer
-
-    template = None
-    if args.chat_template:
-        template = Path(args.chat_template).read_text(encoding="utf-8")
-    return RewardScorer(
-        args.model,
-        args.tokenizer,
-        device=_device(args.device),
-        dtype=args.dtype,
-        attn_implementation=args.attn_implementation,
-        max_length=args.max_length,
-        token_budget=args.token_budget,
-        truncation=args.truncation,
-        chat_template=template,
-        cache_dir=args.cache_dir,
-    )
+    """A :class:`RewardScorer` from the command-line options (generated from
+    :class:`~prefcurate.scoring.config.ScoreConfig`)."""
+    return ScoreConfig.from_args(args).scorer()
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -94,11 +44,26 @@ def _progress(args: argparse.Namespace) -> bool:
 def cmd_score(args: argparse.Namespace) -> int:
     console = _console()
     t0 = time.perf_counter()
+    if not args.model:
+        raise InvalidInputError("score: --model is required (a Hub name or a local folder)")
     table = read_table(args.input)
     scorer = make_scorer(args)
     console.print(f"{scorer!r}", highlight=False)
+    check = None
+    if args.check:
+        from ..scoring import parity
+
+        convs = table.column("chosen").to_pylist()
+        result = parity.check(scorer, convs, n=args.check, raise_on_failure=False)
+        check = result.as_dict()
+        console.print(f"parity check: {result.message}", highlight=False)
+        if not result.passed:
+            raise InvalidInputError(f"parity check failed: {result.message}")
     out = scorer.score_pairs(table, progress=_progress(args))
     path = write_table(out, args.out)
+    if check is not None:
+        summary_path = Path(path).with_name(Path(path).name + ".check.json")
+        summary_path.write_text(json.dumps(check, indent=2, default=str) + "\n", encoding="utf-8")
     stats = scorer.last_stats.as_dict() if scorer.last_stats is not None else {}
     console.print(
         f"scored {table.num_rows} pairs ({stats.get('rows', 0)} conversations: "
@@ -111,8 +76,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_filter_margin(args: argparse.Namespace) -> int:
-    from ..scoring import filter_margin
-
     console = _console()
     t0 = time.perf_counter()
     table = read_table(args.input)
@@ -123,14 +86,15 @@ def cmd_filter_margin(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"{args.input}: no chosen_score / rejected_score columns; pass --model to score the pairs"
         )
-    res = filter_margin(table, scorer, min_margin=args.min_margin, progress=_progress(args))
+    config = MarginConfig.from_args(args)
+    res = filter_margin(table, scorer, config, progress=_progress(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_table(res.kept, out / f"kept.{args.format}")
     write_table(res.removed, out / f"removed.{args.format}")
     summary = {
         **res.summary(),
-        "params": {"min_margin": args.min_margin, "model": args.model},
+        "params": {**config.as_dict(), "model": args.model},
         "seconds": round(time.perf_counter() - t0, 3),
     }
     (out / "summary.json").write_text(
@@ -138,7 +102,7 @@ def cmd_filter_margin(args: argparse.Namespace) -> int:
     )
     console.print(
         f"filter_margin: {res.n_input} pairs in, {res.kept.num_rows} kept, {res.removed.num_rows} removed "
-        f"(margin <= {args.min_margin}); outputs in [bold]{out}[/bold]",
+        f"(margin <= {config.min_margin}); outputs in [bold]{out}[/bold]",
         highlight=False,
     )
     return 0
@@ -149,7 +113,16 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("score", help="score chosen and rejected of every pair with a reward model")
     s.add_argument("input", help="pair table: jsonl, json, parquet, csv (.gz/.zst), a saved dataset folder")
     s.add_argument("--out", required=True, help="output table (format from the name: .parquet, .jsonl, ...)")
-    _add_scorer_args(s, model_required=True)
+    ScoreConfig.add_arguments(s)
+    s.add_argument(
+        "--check",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first score N rows through the scorer and through the model's plain forward one at a time, "
+        "print the largest difference and stop above the tolerance (default: 0, no check)",
+    )
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_score)
 
     f = sub.add_parser(
@@ -157,7 +130,13 @@ def add_parsers(sub: Any) -> None:
     )
     f.add_argument("input", help="pair table (with chosen_score / rejected_score unless --model is given)")
     f.add_argument("--out", required=True, help="output folder")
-    f.add_argument("--min-margin", type=float, default=0.0)
-    f.add_argument("--format", choices=("jsonl", "parquet", "json"), default="jsonl")
-    _add_scorer_args(f, model_required=False)
+    MarginConfig.add_arguments(f)
+    f.add_argument(
+        "--format",
+        choices=("jsonl", "parquet", "json"),
+        default="jsonl",
+        help="output format (default: jsonl)",
+    )
+    ScoreConfig.add_arguments(f)
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_filter_margin)

@@ -17,14 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..scoring.config import ScoreConfig
 from ..stages.decontaminate import DecontaminateConfig
 from ..stages.dedup import DedupConfig
+from ..stages.margin import MarginConfig
 from ..stages.select import PRESETS, SelectConfig
 
 #: keys of [select] that are the pipeline's, not the stage's
 SELECT_KEYS = ("sources", "preset")
 #: keys of [decontaminate] that name the benchmark
 DECONTAMINATE_KEYS = ("benchmark", "hf", "split")
+#: keys of [margin] that are the pipeline's: the sources, and the score
+#: columns read when no model is named
+MARGIN_KEYS = ("sources", "chosen_score", "rejected_score")
 
 
 # ---------------------------------------------------------------- recipes
@@ -131,7 +136,17 @@ class Recipe:
         recipe.select_config()
         recipe.dedup_config()
         recipe.decontaminate_config()
+        recipe.margin_configs()
         return recipe
+
+    def margin_configs(self) -> tuple[ScoreConfig, MarginConfig] | None:
+        """The [margin] section: the scorer's settings and the filter's."""
+        if not self.margin:
+            return None
+        where = f"{self._where}: [margin]"
+        spec = {k: v for k, v in self.margin.items() if k not in MARGIN_KEYS}
+        margin = {k: spec.pop(k) for k in MarginConfig.names() if k in spec}
+        return ScoreConfig.from_mapping(spec, where=where), MarginConfig.from_mapping(margin, where=where)
 
     def select_config(self) -> SelectConfig | None:
         """The [select] section as a config (its preset, then its settings)."""

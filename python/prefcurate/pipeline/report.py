@@ -229,9 +229,14 @@ def write_report(result: PipelineResult, out: Path) -> dict[str, Path]:
 
     doc.h2("Stages")
     doc.p("Every stage accounts for every row: input = kept + removed (checked during the run).")
+    doc.p(
+        "A read stage's input is the pairs it made plus the records it dropped; the records its file "
+        "holds are in the records_in column (formats that pair two records make fewer pairs than records)."
+    )
     rows = [
         {
             "stage": s["name"],
+            "records_in": s.get("records_in", ""),
             "input": s["input"],
             "kept": s["kept"],
             "removed": s["removed"],
@@ -241,7 +246,7 @@ def write_report(result: PipelineResult, out: Path) -> dict[str, Path]:
         }
         for s in stages
     ]
-    doc.table(rows, ["stage", "input", "kept", "removed", "reasons", "seconds", "cached"])
+    doc.table(rows, ["stage", "records_in", "input", "kept", "removed", "reasons", "seconds", "cached"])
     doc.image(img("stages.png", _plot_funnel, stages), "rows in, kept and removed per stage")
 
     doc.h2("By source")
@@ -292,6 +297,15 @@ def write_report(result: PipelineResult, out: Path) -> dict[str, Path]:
     if "margin" in names:
         st = result.stage("margin")
         doc.h2("Reward margin")
+        check = st.info.get("parity_check")
+        if check:
+            doc.p(
+                f"Parity check before scoring ({len(check.get('rows', []))} rows, {check.get('dtype')}, "
+                f"packing {'on' if check.get('packing') else 'off'}): largest difference between the scorer and "
+                f"the model's plain forward {check.get('max_abs_diff', float('nan')):.3g} "
+                f"(tolerance {check.get('tolerance', float('nan')):.3g}): "
+                f"{'passed' if check.get('passed') else 'FAILED'}."
+            )
         m_all = np.concatenate([_column(st.kept, "margin"), _column(st.removed, "margin")])
         doc.image(
             img(

@@ -57,6 +57,7 @@ from .. import __version__, engines
 from ..api import decontaminate, dedup, select_top_result
 from ..errors import PrefcurateError
 from ..schema import StageResult, with_columns
+from ..stages.margin import filter_margin
 from .recipe import Recipe
 
 log = logging.getLogger("prefcurate.pipeline")
@@ -114,6 +115,7 @@ class PipelineResult:
             "stages": [
                 {
                     **s.summary(),
+                    **_read_counts(s),
                     "seconds": round(self.timings.get(s.stage, 0.0), 3),
                     "cached": s.stage in self.cached,
                 }
@@ -126,6 +128,17 @@ class PipelineResult:
             if s.stage == name:
                 return s
         raise KeyError(name)
+
+
+def _read_counts(s: StageResult) -> dict[str, Any]:
+    """A read stage's own units: records in (as the file holds them), pairs
+    out, records dropped.  Formats that pair two records (HelpSteer2,
+    WildGuardMix) make fewer pairs than records, so a read stage's ``input``
+    (pairs made + records dropped) is not the file's record count."""
+    conv = s.info.get("convert") if s.stage.startswith("read:") else None
+    if not conv or "rows_read" not in conv:
+        return {}
+    return {"records_in": conv["rows_read"], "pairs_out": s.n_kept, "records_dropped": s.n_removed}
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -241,11 +254,17 @@ class Pipeline:
         d = self._cache_dir(key)
         if not (self.cache and (d / "done.json").exists()):
             return None
-        meta = json.loads((d / "done.json").read_text())
-        kept = pq.read_table(d / "kept.parquet")
-        removed = pq.read_table(d / "removed.parquet")
+        try:
+            meta = json.loads((d / "done.json").read_text())
+            kept = pq.read_table(d / "kept.parquet")
+            removed = pq.read_table(d / "removed.parquet")
+            res = StageResult(name, kept, removed, meta["n_input"], meta.get("info", {}))
+        except (OSError, ValueError, KeyError, TypeError, AssertionError, pa.ArrowException) as e:
+            # a damaged entry (truncated file, edited folder): computed again
+            log.warning("%s: the cached result in %s cannot be read (%s); computing it again", name, d, e)
+            return None
         self._stored[name] = d
-        return StageResult(name, kept, removed, meta["n_input"], meta.get("info", {}))
+        return res
 
     def _store(self, key: str, res: StageResult) -> None:
         if self._writer is None:
@@ -312,8 +331,14 @@ class Pipeline:
         )
         removed = _concat([res.removed, res.quarantine])
         if removed.num_rows and "stage" in removed.column_names:
+            # every dropped record is counted under its source (quarantined
+            # records have no pair columns, and so no source of their own)
             removed = with_columns(
-                removed, {"stage": pa.array([f"read:{s['name']}"] * removed.num_rows, pa.string())}
+                removed,
+                {
+                    "stage": pa.array([f"read:{s['name']}"] * removed.num_rows, pa.string()),
+                    "source": pa.array([s["name"]] * removed.num_rows, pa.string()),
+                },
             )
         # formats that pair two records (HelpSteer2, WildGuardMix) make fewer
         # pairs than records: the stage counts pairs made + records dropped,
@@ -351,38 +376,40 @@ class Pipeline:
         return {"num_threads": self.num_threads}
 
     def _margin(self, table: pa.Table) -> StageResult:
-        from ..scoring import RewardScorer, filter_margin
-
         m = self.recipe.margin or {}
+        configs = self.recipe.margin_configs()
+        assert configs is not None
+        score_cfg, margin_cfg = configs
         if self.scorer is not None and callable(self.scorer) and not hasattr(self.scorer, "score_pairs"):
             # scores computed elsewhere: scorer(table) -> (chosen scores, rejected scores)
-            res = filter_margin(table, self.scorer(table), min_margin=float(m.get("min_margin", 0.0)))
+            res = filter_margin(table, self.scorer(table), margin_cfg)
             return StageResult("margin", res.kept, res.removed, res.n_input, res.info)
-        if "model" in m or self.scorer is not None:
+        if score_cfg.model is not None or self.scorer is not None:
             scorer = self.scorer
-            if scorer is None and m.get("model") == DEMO_MODEL:
+            if scorer is None and score_cfg.model == DEMO_MODEL:
                 from ..demo_model import tiny_reward_model
 
                 model, tokenizer = tiny_reward_model()
-                scorer = RewardScorer(model, tokenizer, device="cpu")
+                scorer = score_cfg.replace(device="cpu").scorer(model, tokenizer)
             if scorer is None:
-                kw = {
-                    k: m[k]
-                    for k in ("device", "dtype", "max_length", "token_budget", "attn_implementation")
-                    if k in m
-                }
-                scorer = RewardScorer(
-                    m["model"], cache_dir=m.get("cache_dir", self.out / ".cache" / "scores"), **kw
-                )
+                if score_cfg.cache_dir is None:
+                    score_cfg = score_cfg.replace(cache_dir=str(self.out / ".cache" / "scores"))
+                scorer = score_cfg.scorer()
             if self.engine == "ray":
                 # the model scores the pairs in Ray actors; the margin rule is the stage's own
+                check = None
+                if margin_cfg.check and table.num_rows:
+                    convs = table.column("chosen").to_pylist()[: margin_cfg.check]
+                    check = scorer.check(convs, n=margin_cfg.check).as_dict()
                 scored = engines.get("ray").to_table(
                     scorer.score_pairs(table, engine="ray", ray_options=self.ray_options)
                 )
-                res = filter_margin(scored, None, min_margin=float(m.get("min_margin", 0.0)))
+                res = filter_margin(scored, None, margin_cfg)
                 res.info["model"] = scorer.model_id
+                if check is not None:
+                    res.info["parity_check"] = check
             else:
-                res = filter_margin(table, scorer, min_margin=float(m.get("min_margin", 0.0)))
+                res = filter_margin(table, scorer, margin_cfg)
         else:
             c, r = m.get("chosen_score", "chosen_score"), m.get("rejected_score", "rejected_score")
             for col in (c, r):
@@ -394,7 +421,7 @@ class Pipeline:
                 table.column(c).to_numpy(zero_copy_only=False),
                 table.column(r).to_numpy(zero_copy_only=False),
             )
-            res = filter_margin(table, scores, min_margin=float(m.get("min_margin", 0.0)))
+            res = filter_margin(table, scores, margin_cfg)
         return StageResult("margin", res.kept, res.removed, res.n_input, res.info)
 
     def _dedup(self, table: pa.Table) -> StageResult:

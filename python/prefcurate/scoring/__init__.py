@@ -1,4 +1,4 @@
-"""Reward-model scoring and the margin filter (the WildGuard stage).
+"""Reward-model scoring (the margin filter that uses it is :mod:`prefcurate.stages.margin`).
 
 :class:`RewardScorer` scores conversations with a sequence-classification
 reward model (``AutoModelForSequenceClassification``, ``num_labels=1``):
@@ -29,8 +29,9 @@ reward model (``AutoModelForSequenceClassification``, ``num_labels=1``):
 Modules: :mod:`.scorer` (RewardScorer), :mod:`.runner` (the threaded run),
 :mod:`.batching` (batch plans and layouts), :mod:`.pooling` (the read
 position and the forward), :mod:`.models` (torch / transformers helpers),
-:mod:`.cache` (ScoreCache), :mod:`.parity` (the check), :mod:`.margin`
-(filter_margin), :mod:`.inputs` (conversations and pair tables),
+:mod:`.cache` (ScoreCache), :mod:`.parity` (the check), :mod:`.config`
+(ScoreConfig: the scorer's settings for the CLI and recipes),
+:mod:`.inputs` (conversations and pair tables),
 :mod:`.results` (results and errors).
 
 torch and transformers (the ``scoring`` extra) are imported only when a scorer
@@ -43,7 +44,6 @@ from . import parity
 from .batching import plan_batches, plan_packs
 from .cache import ScoreCache
 from .inputs import _as_pair_table, _check_conversation
-from .margin import STAGE, _float_column, filter_margin
 from .models import CAUSAL_DECODERS, EAGER_MODEL_TYPES
 from .parity import ParityError, ParityResult
 from .results import ScoreResult, ScoringError, ScoringStats
@@ -52,7 +52,6 @@ from .scorer import RewardScorer
 __all__ = [
     "CAUSAL_DECODERS",
     "EAGER_MODEL_TYPES",
-    "STAGE",
     "ParityError",
     "ParityResult",
     "RewardScorer",
@@ -62,8 +61,6 @@ __all__ = [
     "ScoringStats",
     "_as_pair_table",
     "_check_conversation",
-    "_float_column",
-    "filter_margin",
     "parity",
     "plan_batches",
     "plan_packs",

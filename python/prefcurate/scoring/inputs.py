@@ -4,12 +4,10 @@ pair tables (a pyarrow Table, a path, a list of dicts, polars, a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from ..errors import InvalidInputError
 
@@ -38,23 +36,3 @@ def _check_conversation(conv: Any, label: str) -> list[dict[str, str]]:
             )
         out.append({"role": role, "content": content})
     return out
-
-
-def _as_pair_table(pairs: Any) -> pa.Table:
-    if isinstance(pairs, pa.Table):
-        return pairs
-    if isinstance(pairs, (str, os.PathLike)):
-        from ..io import read_table
-
-        return read_table(pairs)
-    if isinstance(pairs, list):
-        return pa.Table.from_pylist(pairs)
-    if hasattr(pairs, "to_arrow"):  # polars
-        return pairs.to_arrow()
-    if hasattr(pairs, "data") and hasattr(pairs.data, "table"):  # datasets.Dataset
-        from ..inputs import dataset_table
-
-        return dataset_table(pairs)
-    raise InvalidInputError(
-        f"pairs: expected a pyarrow Table, a path or a datasets.Dataset, got {type(pairs).__name__}"
-    )

@@ -320,7 +320,7 @@ def score_batch(
                 f"{sc._label(sc._labels, int(rows[0]))} ({len(seqs[0])} tokens) does not fit in "
                 f"{w.device} memory even alone; lower max_length ({oom})"
             )
-        w.budget = max(length, lay.padded_tokens // 2)
+        w.budget = max(max(len(s) for s in seqs), lay.padded_tokens // 2)
         log.warning("%s: out of memory on %d x %d tokens; retrying in halves", w.name, p, length)
         return _split(sc, w, seqs, pool, rows, counts)
     counts[0] += lay.real_tokens

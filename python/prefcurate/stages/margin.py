@@ -1,24 +1,52 @@
 """The margin filter (the WildGuard stage of the Skywork recipe): keep the
 pairs whose reward margin ``chosen_score - rejected_score`` is over
-``min_margin``."""
+``min_margin``.  The scores come from a reward-model scorer
+(:class:`prefcurate.RewardScorer`, recognised by its methods: no import of the
+scoring package here), from arrays, or from the table's columns."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from .._progress import ProgressArg
+from ..config import StageConfig, in_range, param
 from ..errors import InvalidInputError
+from ..inputs import as_pair_table
 from ..schema import StageResult, split_stage, with_columns
-from .inputs import _as_pair_table
-from .scorer import RewardScorer
-
-__all__ = ["STAGE", "_as_pair_table", "_float_column", "filter_margin"]
 
 STAGE = "filter_margin"
+
+
+def _finite(v: Any) -> str | None:
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v))
+    return None if ok else "a finite number"
+
+
+@dataclass(frozen=True)
+class MarginConfig(StageConfig):
+    """The margin filter's settings."""
+
+    stage: ClassVar[str] = STAGE
+
+    min_margin: float = param(
+        0.0, "keep pairs whose chosen_score - rejected_score exceeds this", check=_finite, parse=float
+    )
+    check: int = param(
+        0,
+        "before scoring with a model: score this many rows both through the scorer and the model's plain "
+        "forward, record the largest difference, and stop if it is over the tolerance (0: no check)",
+        check=in_range(0, 1 << 20, integer=True),
+    )
+
+
+def _is_scorer(x: Any) -> bool:
+    return callable(getattr(x, "score_pairs", None)) and callable(getattr(x, "check", None))
 
 
 def _float_column(values: Any, n: int, what: str) -> np.ndarray:
@@ -35,9 +63,10 @@ def _float_column(values: Any, n: int, what: str) -> np.ndarray:
 def filter_margin(
     pairs: Any,
     scorer_or_scores: Any = None,
+    config: MarginConfig | None = None,
     *,
-    min_margin: float = 0.0,
     progress: ProgressArg = None,
+    **settings: Any,
 ) -> StageResult:
     """Keep the pairs whose reward margin ``chosen_score - rejected_score`` is
     greater than ``min_margin`` (the WildGuard stage of the Skywork recipe:
@@ -51,10 +80,22 @@ def filter_margin(
     ``non_positive_margin`` (``min_margin == 0``), ``margin_below_min``
     (otherwise) or ``nan_score``.
     """
-    table = _as_pair_table(pairs)
+    unknown = sorted(set(settings) - set(MarginConfig.names()))
+    if unknown:
+        raise TypeError(
+            f"filter_margin() got unexpected keyword(s) {unknown}; its settings are {MarginConfig.names()}"
+        )
+    config = config.replace(**settings) if config is not None else MarginConfig(**settings)
+    min_margin = config.min_margin
+    table = as_pair_table(pairs)
     n = table.num_rows
     info: dict[str, Any] = {"min_margin": float(min_margin)}
-    if isinstance(scorer_or_scores, RewardScorer):
+    if _is_scorer(scorer_or_scores):
+        if config.check and n:
+            # the parity check first: a scorer that reads the wrong token
+            # would silently change which pairs survive
+            convs = table.column("chosen").to_pylist()[: config.check]
+            info["parity_check"] = scorer_or_scores.check(convs, n=config.check).as_dict()
         table = scorer_or_scores.score_pairs(table, progress=progress)
         info["model"] = scorer_or_scores.model_id
         if scorer_or_scores.last_stats is not None:
