@@ -40,10 +40,11 @@ is built, so ``import prefcurate`` stays light.
 
 from __future__ import annotations
 
+from ..inputs import as_pair_table as _as_pair_table
 from . import parity
 from .batching import plan_batches, plan_packs
 from .cache import ScoreCache
-from .inputs import _as_pair_table, _check_conversation
+from .inputs import _check_conversation
 from .models import CAUSAL_DECODERS, EAGER_MODEL_TYPES
 from .parity import ParityError, ParityResult
 from .results import ScoreResult, ScoringError, ScoringStats

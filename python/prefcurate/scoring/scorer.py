@@ -19,10 +19,11 @@ import pyarrow as pa
 
 from .._progress import ProgressArg
 from ..errors import InvalidInputError
+from ..inputs import as_pair_table as _as_pair_table
 from ..schema import with_columns
 from . import parity, runner
 from .cache import ScoreCache
-from .inputs import _as_pair_table, _check_conversation
+from .inputs import _check_conversation
 from .models import (
     CAUSAL_DECODERS,
     EAGER_MODEL_TYPES,
