@@ -113,10 +113,14 @@ def _outputs(out: Path) -> tuple[str, dict[str, str], list[dict]]:
 
 @pytest.mark.slow
 def test_demo_on_ray_writes_what_the_local_demo_writes(tmp_path):
+    ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
     pytest.importorskip("torch")
     assert cli.main(["demo", "--out", str(tmp_path / "local"), "--no-cache"]) == 0
-    assert cli.main(["demo", "--out", str(tmp_path / "ray"), "--no-cache", "--engine", "ray"]) == 0
+    try:
+        assert cli.main(["demo", "--out", str(tmp_path / "ray"), "--no-cache", "--engine", "ray"]) == 0
+    finally:
+        ray.shutdown()  # the local instance the engine started: other tests start their own
     local, ray_ = _outputs(tmp_path / "local"), _outputs(tmp_path / "ray")
     assert local[0].count("\n") > 0 and len(local[1]) >= 3
     assert ray_[0] == local[0]

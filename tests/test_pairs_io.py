@@ -134,6 +134,7 @@ def test_hub_names_go_through_load_dataset(monkeypatch):
         return ds if split else datasets.DatasetDict({"train": ds})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the reachability check steps aside: the fake answers
     assert read_pairs("Skywork/Skywork-Reward-Preference-80K-v0.2", split="train").num_rows == 2
     assert read_pairs("someone/pairs").num_rows == 2  # one split: taken
     assert calls == [("Skywork/Skywork-Reward-Preference-80K-v0.2", "train"), ("someone/pairs", None)]
@@ -495,13 +496,27 @@ def test_cli_convert_writes_pairs_removed_and_quarantine(tmp_path):
 
 def test_cli_convert_format_source_and_dataset_folder(tmp_path):
     out = tmp_path / "ds"
-    r = run("convert", str(FIX / "rewardbench.jsonl"), "--out", str(out), "--format", "trl", "--source", "rb")
+    r = run(
+        "convert",
+        str(FIX / "rewardbench.jsonl"),
+        "--out",
+        str(out),
+        "--input-format",
+        "trl",
+        "--source",
+        "rb",
+        "--on-invalid",
+        "raise",
+    )
     assert r.returncode == 2 and "field 'chosen' is missing or null" in " ".join(r.stderr.split())
+    assert r.stderr.count("error:") == 1 and "Traceback" not in r.stderr
     r = run("convert", str(FIX / "magpie_dpo.jsonl"), "--out", str(out), "--source", "magpie_air")
     assert r.returncode == 0, r.stderr
-    t = read_pairs(out)
+    t = read_pairs(out / "pairs.jsonl")  # --out is a folder; the format follows the input's
     assert set(t.column("source").to_pylist()) == {"magpie_air"} and t.num_rows == 3
-    assert not (tmp_path / "ds.quarantine.jsonl").exists() and not (tmp_path / "ds.removed.jsonl").exists()
+    assert not (out / "quarantine.jsonl").exists() and not (out / "removed.jsonl").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_read"] == 3 and summary["pairs"] == 3
 
 
 def test_cli_sidecar_names():

@@ -17,11 +17,16 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+import test_layouts
+from test_layouts import train_one_step
+
 from prefcurate import cli
 from prefcurate.errors import InvalidInputError
-from prefcurate.pipeline import Pipeline, Recipe, recipes_dir
+from prefcurate.pipeline import Pipeline, PipelineError, Recipe, recipes_dir
 
 DEMO = recipes_dir() / "demo.toml"
+#: a tokenizer with a chat template and a tiny Llama config (tests/test_layouts.py)
+trl_setup = test_layouts.trl_setup
 
 # (stage, input, kept, removed, by_reason), derived from the sample's design:
 EXPECTED = [
@@ -62,11 +67,12 @@ def test_demo_counts_per_stage_equal_the_hand_derived_ones(demo_run):
     assert summary["output_rows"] == 26
     rows = [json.loads(x) for x in open(demo_run / "demo.jsonl")]
     assert len(rows) == 26
+    # the trl layout: the pair's source is prefcurate's bookkeeping, pc_source
     # Air rows had the highest raw score of every group; the -0.1 offset dropped them all
-    assert not any(r["source"] == "magpie_air" for r in rows)
+    assert not any(r["pc_source"] == "magpie_air" for r in rows)
     by_source = {}
     for r in rows:
-        by_source[r["source"]] = by_source.get(r["source"], 0) + 1
+        by_source[r["pc_source"]] = by_source.get(r["pc_source"], 0) + 1
     # selection kept 3 + 3 + 2 of pro_llama3.1 and ultra; dedup took one ultra row,
     # decontamination two more; 4 offsetbias rows of 6 survive dedup
     assert by_source == {
@@ -92,6 +98,157 @@ def test_removed_rows_explain_themselves(demo_run):
     select = pq.read_table(demo_run / "removed" / "select.parquet").to_pylist()
     air = [r for r in select if r["source"] == "magpie_air"]
     assert all(abs(r["adjusted_score"] - (r["score"] - 0.1)) < 1e-9 for r in air)
+
+
+# ---------------------------------------------------------------- the output file: what trainers read
+
+#: names trainers give a meaning to (docs/layouts.md); the trl layout writes none of them
+RESERVED = {"prompt", "margin", "score", "label", "completion", "messages", "tools", "chat_template_kwargs"}
+SOURCES = cli.demo_dir() / "sources"
+
+
+def test_demo_output_is_written_in_the_trl_layout(demo_run):
+    rows = [json.loads(x) for x in open(demo_run / "demo.jsonl")]
+    names = list(rows[0])
+    # chosen / rejected conversations, then prefcurate's bookkeeping under pc_
+    assert names[:2] == ["chosen", "rejected"]
+    assert all(n.startswith("pc_") for n in names[2:]) and not RESERVED & set(names)
+    assert {"pc_id", "pc_source", "pc_score", "pc_category", "pc_margin"} <= set(names)
+    for r in rows:
+        assert r["chosen"][:-1] == r["rejected"][:-1] and r["chosen"][-1]["role"] == "assistant"
+
+
+def test_every_reader_reads_the_demo_output_back(demo_run, tmp_path):
+    import pyarrow as pa
+
+    from prefcurate import iter_pairs, read_pairs
+
+    res = Pipeline(DEMO, demo_run, data_dir=cli.demo_dir()).run()  # cached: the run's final table
+    back = read_pairs(demo_run / "demo.jsonl")
+    # the same pairs, sources, ids and other columns, in the same order
+    assert back.column_names == res.final.column_names
+    assert back.to_pylist() == res.final.to_pylist()
+    streamed = pa.Table.from_batches(list(iter_pairs(demo_run / "demo.jsonl")))
+    assert streamed.to_pylist() == res.final.to_pylist()
+    # a recipe that reads the output (its source name replaces the pairs' source)
+    again = Pipeline(
+        Recipe.from_dict(
+            {"name": "again", "sources": [{"name": "demo", "path": str(demo_run / "demo.jsonl")}]}
+        ),
+        tmp_path / "again",
+        cache=False,
+    ).run()
+    for col in ("id", "chosen", "rejected", "prompt"):
+        assert again.final.column(col).equals(res.final.column(col)), col
+
+
+@pytest.mark.parametrize("kind", ["reward", "dpo"])
+def test_trl_trains_one_step_on_the_demo_output_as_written(demo_run, trl_setup, tmp_path, kind):
+    # the file as the run wrote it: no conversion, no column dropped
+    tok, config = trl_setup
+    logs = train_one_step(kind, demo_run / "demo.jsonl", tok, config, tmp_path / "out")
+    assert "loss" in logs
+
+
+def small_recipe(sources: tuple[str, ...] = ("magpie_ultra",), **output) -> Recipe:
+    """magpie_ultra (and other demo sources) with a margin stage on magpie_ultra's
+    own score columns (chosen_score / rejected_score): no model, fast."""
+    formats = {"magpie_ultra": "magpie_ultra", "offsetbias": "offsetbias", "helpsteer2": "helpsteer2"}
+    return Recipe.from_dict(
+        {
+            "name": "small",
+            "sources": [
+                {"name": n, "path": str(SOURCES / f"{n}.jsonl"), "format": formats[n]} for n in sources
+            ],
+            "margin": {"sources": ["magpie_ultra"], "min_margin": -1000.0},
+            "output": {"format": "jsonl", **output},
+        }
+    )
+
+
+def test_output_margin_only_when_the_recipe_asks_and_never_null(tmp_path, trl_setup):
+    out = tmp_path / "plain"
+    Pipeline(small_recipe(), out).run()
+    plain = [json.loads(x) for x in open(out / "small.jsonl")]
+    assert "margin" not in plain[0] and "pc_margin" in plain[0]  # bookkeeping, not TRL's margin
+    out = tmp_path / "margin"
+    res = Pipeline(small_recipe(margin=True), out).run()
+    rows = [json.loads(x) for x in open(out / "small.jsonl")]
+    assert [r["margin"] for r in rows] == res.final.column("margin").to_pylist()
+    assert all(isinstance(r["margin"], float) for r in rows) and "pc_margin" not in rows[0]
+    tok, config = trl_setup
+    assert "loss" in train_one_step("reward", out / "small.jsonl", tok, config, tmp_path / "trl")
+    # unscored pairs (offsetbias has no margin): the error says which and what to do, nothing is written
+    out = tmp_path / "unscored"
+    with pytest.raises(PipelineError) as e:
+        Pipeline(small_recipe(("magpie_ultra", "offsetbias"), margin=True), out).run()
+    msg = str(e.value)
+    assert "6 of 26 curated pairs have no 'margin' (offsetbias 6; first ids: offsetbias-" in msg
+    assert "only the sources ['magpie_ultra']" in msg and "remove margin from [output]" in msg
+    assert not (out / "small.jsonl").exists() and not (out / "README.md").exists()
+    assert (
+        cli.main(
+            [
+                "run",
+                str(_toml(tmp_path, small_recipe(("magpie_ultra", "offsetbias"), margin=True))),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+
+
+def _toml(tmp_path, recipe: Recipe):
+    """A recipe as a TOML file (for the command line)."""
+    lines = [f'name = "{recipe.name}"']
+    for s in recipe.sources:
+        lines += ["[[sources]]", *(f"{k} = {json.dumps(v)}" for k, v in s.items())]
+    for section in ("margin", "output"):
+        lines.append(f"[{section}]")
+        for k, v in (getattr(recipe, section) or {}).items():
+            lines.append(f"{k} = {json.dumps(v)}")
+    p = tmp_path / f"{recipe.name}.toml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_output_layout_from_the_recipe_or_the_pipeline(tmp_path):
+    from prefcurate import read_pairs
+
+    res = Pipeline(small_recipe(layout="skywork", format="parquet"), tmp_path / "a").run()
+    t = pq.read_table(tmp_path / "a" / "small.parquet")
+    assert t.column_names[:3] == ["chosen", "rejected", "source"] and "pc_source" not in t.column_names
+    assert read_pairs(tmp_path / "a" / "small.parquet").to_pylist() == res.final.to_pylist()
+    # Pipeline(layout=) overrides the recipe's
+    Pipeline(small_recipe(layout="skywork"), tmp_path / "b", layout="trl-explicit").run()
+    row = json.loads(open(tmp_path / "b" / "small.jsonl").readline())
+    assert list(row)[:3] == ["prompt", "chosen", "rejected"] and len(row["chosen"]) == 1
+    # a save_to_disk folder, written again by a second run
+    for _ in range(2):
+        Pipeline(small_recipe(format="dataset"), tmp_path / "c").run()
+    assert read_pairs(tmp_path / "c" / "small").to_pylist() == res.final.to_pylist()
+
+
+@pytest.mark.parametrize(
+    "output, layout, match",
+    [
+        ({"layot": "trl"}, None, r"unknown setting\(s\) \['layot'\]"),
+        ({"layout": "axolotl"}, None, "layout 'axolotl' is not one of trl, trl-explicit"),
+        ({}, "nope", "layout 'nope' is not one of"),
+        ({"format": "csv"}, None, "format 'csv' is not one of"),
+        ({"format": "parquet.gz"}, None, "format 'parquet.gz' is not one of"),
+        ({"layout": "llamafactory", "margin": True}, None, "layout 'llamafactory' has no margin column"),
+        ({"margin": 1}, None, "margin must be true, false or the name of a column"),
+        ({"language": 3}, None, "language must be a language code"),
+    ],
+)
+def test_output_settings_are_checked_before_the_run(tmp_path, output, layout, match):
+    recipe = small_recipe()
+    recipe.output = output
+    with pytest.raises(PipelineError, match=match):
+        Pipeline(recipe, tmp_path / "o", layout=layout)
+    assert not (tmp_path / "o").exists()
 
 
 def test_report_files(demo_run):
@@ -201,3 +358,31 @@ def test_a_failed_run_keeps_the_stages_it_finished_cached(tmp_path):
     assert ended and len(list((out / ".cache").glob("*/done.json"))) == len(ended)
     res = Pipeline(DEMO, out, data_dir=cli.demo_dir()).run()
     assert res.cached == ended
+
+
+def test_read_stages_count_records_in_and_pairs_out_per_source(demo_run):
+    stages = {s["name"]: s for s in json.loads((demo_run / "summary.json").read_text())["stages"]}
+    wg = stages["read:wildguard"]
+    # 18 records (prompt + response rows) make 8 pairs; 2 records are dropped
+    assert (wg["records_in"], wg["pairs_out"], wg["records_dropped"]) == (18, 8, 2)
+    assert wg["by_source"] == {"wildguard": {"kept": 8, "removed": 2}}
+    hs = stages["read:helpsteer2"]
+    assert hs["by_source"]["helpsteer2"]["removed"] == 2 and hs["records_in"] == 12
+    assert "records_in" not in stages["dedup"]
+
+
+def test_an_unreadable_cache_entry_is_computed_again(tmp_path, caplog):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out)]) == 0
+    first = (out / "demo.jsonl").read_text()
+    cache = out / ".cache"
+    damaged = 0
+    for kept in cache.glob("*/kept.parquet"):
+        data = kept.read_bytes()
+        kept.write_bytes(data[: len(data) // 2])  # truncated
+        damaged += 1
+    assert damaged >= 5
+    with caplog.at_level("WARNING", logger="prefcurate.pipeline"):
+        assert cli.main(["demo", "--out", str(out)]) == 0
+    assert (out / "demo.jsonl").read_text() == first
+    assert sum("computing it again" in r.getMessage() for r in caplog.records) >= damaged

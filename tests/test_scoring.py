@@ -434,10 +434,14 @@ def test_cli_score_and_filter_margin(model, tokenizer, conversations, tmp_path):
     src = tmp_path / "pairs.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in pairs.to_pylist()), encoding="utf-8")
 
-    scored = tmp_path / "scored.parquet"
-    args = ["score", str(src), "--model", str(model_dir), "--out", str(scored), "--device", "cpu"]
-    assert cli.main([*args, "--cache-dir", str(tmp_path / "cache")]) == 0
+    scored_dir = tmp_path / "scored"
+    args = ["score", str(src), "--model", str(model_dir), "--out", str(scored_dir), "--device", "cpu"]
+    assert cli.main([*args, "--cache-dir", str(tmp_path / "cache"), "--check", "4"]) == 0
+    scored = scored_dir / "scored.jsonl"  # the input's format
     t = read_table(scored)
+    score_summary = json.loads((scored_dir / "summary.json").read_text())
+    assert score_summary["input"] == pairs.num_rows and score_summary["parity_check"]["passed"]
+    assert len(score_summary["parity_check"]["rows"]) == 4
     ref = scorer(model, tokenizer).score_pairs(pairs)
     np.testing.assert_allclose(
         t.column("chosen_score").to_numpy(), ref.column("chosen_score").to_numpy(), atol=1e-5

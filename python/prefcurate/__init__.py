@@ -13,8 +13,16 @@ from . import _core
 from ._unicode import ensure_tables as _ensure_tables
 from .api import decontaminate, dedup, select_top, select_top_indices, select_top_result
 from .errors import IndexFileError, InvalidInputError, PrefcurateError
-from .io import read_table, write_table
-from .pairs import ConvertResult, PairStream, convert_pairs, iter_pairs, read_pairs, write_pairs
+from .io import (
+    ConvertResult,
+    PairStream,
+    convert_pairs,
+    iter_pairs,
+    read_pairs,
+    read_table,
+    write_pairs,
+    write_table,
+)
 from .schema import StageResult, validate_pairs
 from .scoring import RewardScorer  # torch is imported only when a scorer is built
 from .stages.decontaminate import DecontaminateConfig, DecontaminationResult

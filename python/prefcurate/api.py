@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import numpy as np
-import pyarrow as pa
 
 from . import engines
 from ._progress import ProgressArg
 from ._unicode import ensure_tables
+from .arrays import from_numpy
 from .config import StageConfig
 from .errors import InvalidInputError
 from .inputs import as_table
@@ -165,4 +165,4 @@ def select_top(
     if engine == "ray":
         return engines.get(engine).select(table, cfg, options=ray_options).kept
     t = as_table(table)
-    return t.take(pa.array(engines.local.select_indices(t, cfg, num_threads=num_threads)))
+    return t.take(from_numpy(engines.local.select_indices(t, cfg, num_threads=num_threads)))

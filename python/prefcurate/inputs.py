@@ -18,7 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrays import from_numpy, strings, to_numpy, valid_mask
 from .errors import InvalidInputError
+from .io import dataset_table, read_table
 
 #: Columns tried, in order, when ``text`` is not given.
 DEFAULT_TEXT_COLUMNS = ("prompt", "chosen", "messages", "conversations")
@@ -45,7 +47,7 @@ def take(arr: Any, indices: np.ndarray) -> Any:
     pyarrow's selection kernels do not handle (they come back as large_string)."""
     from .schema import plain_type
 
-    return plain_type(arr).take(pa.array(indices, type=pa.int64()))
+    return plain_type(arr).take(from_numpy(np.asarray(indices, dtype=np.int64)))
 
 
 def is_message_list(t: pa.DataType) -> bool:
@@ -72,13 +74,13 @@ def first_user_turn(col: pa.ChunkedArray | pa.Array, what: str) -> pa.ChunkedArr
     role_f, content_f = ("role", "content") if "role" in names else ("from", "value")
     n = len(arr)
     if arr.null_count:
-        bad = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+        bad = int(np.flatnonzero(~valid_mask(arr))[0])
         raise InvalidInputError(f"{what}: row {bad} has no messages (null)")
     flat = pc.list_flatten(arr)
-    parents = pc.list_parent_indices(arr).to_numpy()
+    parents = to_numpy(pc.list_parent_indices(arr))
     roles = pc.struct_field(flat, role_f)
     contents = pc.struct_field(flat, content_f)
-    is_user = pc.is_in(roles, pa.array(["user", "human"])).to_numpy(zero_copy_only=False)
+    is_user = to_numpy(pc.is_in(roles, strings(["user", "human"])), fill=False)
     rows, first = np.unique(parents[is_user], return_index=True)
     if len(rows) != n:
         missing = np.setdiff1d(np.arange(n), rows)
@@ -87,9 +89,9 @@ def first_user_turn(col: pa.ChunkedArray | pa.Array, what: str) -> pa.ChunkedArr
             "each message list needs a message with role 'user'"
         )
     picked = np.flatnonzero(is_user)[first]
-    out = contents.take(pa.array(picked))
+    out = contents.take(from_numpy(picked))
     if out.null_count:
-        bad = int(rows[np.flatnonzero(out.is_null().to_numpy(zero_copy_only=False))[0]])
+        bad = int(rows[np.flatnonzero(~valid_mask(out))[0]])
         raise InvalidInputError(f"{what}: row {bad}: the first user turn has null content")
     if not (
         pa.types.is_string(out.type)
@@ -149,22 +151,11 @@ def _from_list(obj: list, what: str) -> pa.ChunkedArray | list:
     return obj
 
 
-def dataset_table(ds: Any) -> pa.Table:
-    """The rows of a ``datasets.Dataset`` as a pyarrow Table (zero-copy when no
-    indices mapping is pending)."""
-    if getattr(ds, "_indices", None) is None:
-        t = ds.data
-        return t.table if hasattr(t, "table") else pa.table(t)
-    return ds.with_format("arrow")[:]
-
-
 def resolve(obj: Any, *, text: str | None, what: str) -> Resolved:
     """Find the text column of ``obj`` (see the module docstring)."""
     if getattr(type(obj), "is_benchmark_index", False):  # a BenchmarkIndex (no import: no cycle)
         return Resolved("index", obj.texts, None, obj, None, what)
     if isinstance(obj, (str, os.PathLike)):
-        from .io import read_table
-
         table = read_table(obj)
         name, col = _pick_column(table, text, f"{what} {Path(obj)}")
         return Resolved("path", col, table, obj, name, what, f"{what} {Path(obj)} column {name!r}")
@@ -246,9 +237,7 @@ def split_rows(res: Resolved, removed_mask: np.ndarray, extra: pa.Table) -> tupl
             return kept, pl.from_arrow(rem_tbl)
         if kind == "index":
             kept = [base.texts[i] for i in keep_idx]
-            rem_tbl = pa.Table.from_pydict(
-                {"text": pa.array([base.texts[i] for i in rem_idx], type=pa.string())}
-            )
+            rem_tbl = pa.Table.from_pydict({"text": strings([base.texts[i] for i in rem_idx])})
         else:
             kept = take(base, keep_idx)
             rem_tbl = pa.Table.from_pydict({"text": take(res.texts, rem_idx)})
@@ -301,8 +290,6 @@ def as_pair_table(pairs: Any) -> pa.Table:
     """Pairs as a table: a table input (see :func:`as_table`), a path, or a
     list of row dicts."""
     if isinstance(pairs, (str, os.PathLike)):
-        from .io import read_table
-
         return read_table(pairs)
     if isinstance(pairs, list):
         return pa.Table.from_pylist(pairs)

@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .arrays import array, constant_strings, from_numpy, strings
 from .errors import InvalidInputError
 
 MESSAGE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
@@ -138,7 +139,7 @@ def empty_pairs(extra: dict[str, pa.DataType] | None = None) -> pa.Table:
 def with_columns(table: pa.Table, columns: dict[str, Any]) -> pa.Table:
     """``table`` with ``columns`` added (replacing any of the same name)."""
     for name, values in columns.items():
-        arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+        arr = array(values)
         if name in table.column_names:
             table = table.set_column(table.column_names.index(name), name, arr)
         else:
@@ -179,7 +180,7 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
     if not table.num_columns:  # rows without columns: slices keep their count
         k = int(mask.sum())
         return table.slice(0, k), table.slice(0, table.num_rows - k)
-    masks = (pa.array(mask), pa.array(~mask))
+    masks = (from_numpy(mask), from_numpy(~mask))
     cols = [plain_type(c) for c in table.columns]
     if table.num_rows < 20_000 or len(cols) < 2:
         parts = [[pc.filter(c, m) for c in cols] for m in masks]
@@ -315,8 +316,8 @@ def split_stage(
     n = out.num_rows
     reasons = [reasons] * n if isinstance(reasons, str) else list(reasons)
     cols: dict[str, Any] = {
-        "stage": pa.array([stage] * n, pa.string()),
-        "reason": pa.array(reasons, pa.string()),
+        "stage": constant_strings(stage, n),
+        "reason": strings(reasons),
     }
     cols.update(extra or {})
     return kept, with_columns(out, cols)

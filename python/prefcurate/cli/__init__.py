@@ -11,19 +11,14 @@ prefcurate select | dedup | dedup-index | convert | score | filter-margin | run 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import __version__
 from ..errors import PrefcurateError
-from . import convert, decontaminate, dedup, run, score, select
+from . import common, convert, decontaminate, dedup, run, score, select
 from .run import demo_dir
 
 __all__ = ["build_parser", "demo_dir", "main"]
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,17 +34,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(sub)
     run.add_demo_parser(sub)
     score.add_parsers(sub)
+    __import__(f"{__name__}.push", fromlist=["add_parser"]).add_parser(sub)  # cli/push.py
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a user error ends in one ``error:`` line and exit 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    common.plain_warnings()
     try:
         return int(args.func(args) or 0)
-    except (PrefcurateError, FileNotFoundError, OSError) as e:
-        _console().print(f"[bold red]error:[/bold red] {e}", highlight=False)
+    except (PrefcurateError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        missing = getattr(e, "name", None) or str(e)
+        print(
+            f"error: this command needs {missing!r}, which is not installed "
+            "(pip install 'prefcurate[scoring]' for torch/transformers, '[hf]' for datasets, '[ray]' for Ray)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
-        _console().print("[bold red]interrupted[/bold red]")
+        print("interrupted", file=sys.stderr)
         return 130

@@ -5,8 +5,6 @@ decontamination against a benchmark (options generated from
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,17 +13,13 @@ from typing import Any
 import pyarrow as pa
 
 from ..api import decontaminate
+from ..errors import InvalidInputError
 from ..io import write_table
 from ..stages.decontaminate import DecontaminateConfig, DecontaminationResult
 from ..stages.index import BenchmarkIndex
+from . import common
 
 INDEX_SUFFIX = ".pcidx"
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def _benchmark_arg(args: argparse.Namespace) -> Any:
@@ -74,15 +68,14 @@ def _as_table(rows: Any, name: str) -> pa.Table:
     return pa.Table.from_pydict({name: rows})
 
 
-def write_outputs(res: DecontaminationResult, out: Path, fmt: str, params: dict) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(_as_table(res.kept, "text"), out / f"kept.{fmt}")
-    write_table(_as_table(res.removed, "text"), out / f"removed.{fmt}")
+def write_outputs(
+    res: DecontaminationResult, out: Path, fmt: str, params: dict, layout: str = "canonical"
+) -> dict:
+    common.write_rows(_as_table(res.kept, "text"), out, "kept", fmt, layout)
+    common.write_rows(_as_table(res.removed, "text"), out, "removed", fmt)
     write_table(res.matches, out / "matches.parquet")
     summary = summarize(res, params)
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    common.write_summary(out, summary)
     return summary
 
 
@@ -102,7 +95,10 @@ def print_summary(summary: dict, out: Path, console) -> None:
             str(r["train_rows_removed"]),
         )
     console.print(t)
-    console.print(f"kept: {summary['kept']}  removed: {summary['removed']}  matches: {summary['matches']}")
+    console.print(
+        f"kept: {summary['kept']}  removed: {summary['removed']}  matches: {summary['matches']}",
+        highlight=False,
+    )
     console.print(
         f"outputs in [bold]{out}[/bold]: kept, removed (with attribution), matches.parquet, summary.json"
     )
@@ -122,20 +118,23 @@ def _params(config: DecontaminateConfig) -> dict:
 
 
 def cmd_decontaminate(args: argparse.Namespace) -> int:
-    console = _console()
+    console = common.console(args)
     t0 = time.perf_counter()
-    progress = (not args.no_progress) and sys.stderr.isatty()
+    progress = common.show_progress(args, console)
     config = DecontaminateConfig.from_args(args)
+    out = common.out_dir(args)
+    fmt = common.output_format(args, args.train)
     res = decontaminate(args.train, _benchmark_arg(args), config, num_threads=args.threads, progress=progress)
-    out = Path(args.out)
-    summary = write_outputs(res, out, args.format, _params(config))
+    if len(res.contaminated) == 0:
+        raise InvalidInputError(f"{args.train}: the training data is empty (no rows); there is nothing to do")
+    summary = write_outputs(res, out, fmt, _params(config), args.layout)
     print_summary(summary, out, console)
     console.print(f"done in {time.perf_counter() - t0:.2f} s")
     return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    console = _console()
+    console = common.console(args)
     t0 = time.perf_counter()
     config = DecontaminateConfig.from_args(args)
     idx = BenchmarkIndex(
@@ -153,7 +152,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if out.suffix != INDEX_SUFFIX:
         out = out.with_name(out.name + INDEX_SUFFIX)
     idx.save(out)
-    console.print(f"{idx!r}\nsaved to [bold]{out}[/bold] in {time.perf_counter() - t0:.2f} s")
+    console.print(
+        f"{idx!r}\nsaved to [bold]{out}[/bold] in {time.perf_counter() - t0:.2f} s", highlight=False
+    )
     return 0
 
 
@@ -165,21 +166,16 @@ def add_parsers(sub: Any) -> None:
     d.add_argument(
         "--benchmark", required=True, help="benchmark prompts (same formats) or an index file (.pcidx)"
     )
-    d.add_argument("--out", required=True, help="output folder")
+    common.add_output(d)
     DecontaminateConfig.add_arguments(d)
-    d.add_argument(
-        "--format",
-        choices=("jsonl", "parquet", "json", "csv"),
-        default="jsonl",
-        help="output format (default: jsonl)",
-    )
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     d.set_defaults(func=cmd_decontaminate)
 
     i = sub.add_parser("index", help="build a benchmark index and save it (.pcidx)")
     i.add_argument("benchmark", help="benchmark prompts: jsonl, json, parquet, csv, a saved dataset folder")
-    i.add_argument("--out", required=True, help="index file to write (.pcidx)")
+    i.add_argument("--out", required=True, metavar="FILE", help="index file to write (.pcidx)")
+    common.add_quiet(i)
     i.add_argument("--id", default="id", help="column naming each item (default: id)")
     i.add_argument("--subset", default="subset", help="column naming each item's subset (default: subset)")
     DecontaminateConfig.add_arguments(

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from ..api import dedup
-from ..io import read_table, write_table
 from ..stages.dedup import DedupConfig
 from ..stages.dedup_index import DedupIndex
+from . import common
 
 
 def _config(args: argparse.Namespace) -> DedupConfig:
@@ -33,39 +29,39 @@ def _config(args: argparse.Namespace) -> DedupConfig:
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    console = Console(stderr=True)
+    console = common.console(args)
     t0 = time.perf_counter()
     config = _config(args)
-    table = read_table(args.input)
-    if args.against:
-        res = dedup(table, config, against=DedupIndex.load(args.against), num_threads=args.threads)
-    else:
-        res = dedup(table, config, num_threads=args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    kept, removed = res.kept, res.removed
-    assert isinstance(kept, pa.Table) and isinstance(removed, pa.Table)
-    write_table(kept, out / f"kept.{args.format}")
-    write_table(removed, out / f"removed.{args.format}")
+    out = common.out_dir(args)
+    fmt = common.output_format(args, args.input)
+    with common.steps(console, common.show_progress(args, console), 3, "dedup") as step:
+        table = common.read_input(args.input)
+        step("read")
+        if args.against:
+            res = dedup(table, config, against=DedupIndex.load(args.against), num_threads=args.threads)
+        else:
+            res = dedup(table, config, num_threads=args.threads)
+        kept, removed = res.kept, res.removed
+        step("deduplicated")
+        common.write_rows(kept, out, "kept", fmt, args.layout)
+        common.write_rows(removed, out, "removed", fmt)
+        step("written")
     summary = res.summary()
     summary["params"] = res.params
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    common.write_summary(out, summary)
     console.print(
-        f"dedup: kept {summary['kept']} of {summary['input']} rows; removed by reason: {summary['by_reason']}"
+        f"dedup: kept {summary['kept']} of {summary['input']} rows; removed by reason: {summary['by_reason']}",
+        highlight=False,
     )
     console.print(f"outputs in [bold]{out}[/bold] ({time.perf_counter() - t0:.2f} s)")
     return 0
 
 
 def cmd_dedup_index(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    table = read_table(args.input)
+    table = common.read_input(args.input)
     idx = DedupIndex(table, _config(args), num_threads=args.threads)
     idx.save(args.out)
-    Console(stderr=True).print(f"{idx!r}\nsaved to [bold]{args.out}[/bold]")
+    common.console(args).print(f"{idx!r}\nsaved to [bold]{args.out}[/bold]", highlight=False)
     return 0
 
 
@@ -83,16 +79,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("dedup", help="remove exact and near-duplicate rows (pair-aware)")
     _common(p)
-    p.add_argument("--out", required=True, help="output folder")
+    common.add_output(p)
     p.add_argument("--against", help="a reference index (prefcurate dedup-index): remove rows duplicating it")
-    p.add_argument(
-        "--format",
-        choices=("jsonl", "parquet", "json", "csv"),
-        default="parquet",
-        help="output format (default: parquet)",
-    )
     p.set_defaults(func=cmd_dedup)
     q = sub.add_parser("dedup-index", help="build a reference index to deduplicate other data against")
     _common(q)
-    q.add_argument("--out", required=True, help="index file to write")
+    q.add_argument("--out", required=True, metavar="FILE", help="index file to write (.pcdedup)")
+    common.add_quiet(q)
     q.set_defaults(func=cmd_dedup_index)

@@ -9,12 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..pipeline.run import Pipeline, recipes_dir
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True)
+from . import common
 
 
 def print_stages(console: Any, stages: list[dict[str, Any]]) -> None:
@@ -43,16 +38,17 @@ def resolve_recipe(name: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.logging import RichHandler
 
-    console = Console(stderr=True)
+    console = common.console(args)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False)],
     )
     logging.getLogger("prefcurate").setLevel(logging.INFO)
+    if not args.dry_run:
+        common.out_dir(args)
     pipe = Pipeline(
         resolve_recipe(args.recipe),
         args.out,
@@ -78,13 +74,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="run a curation recipe (TOML) end to end, with an audit report")
     p.add_argument("recipe", help="a recipe file, or a shipped recipe: skywork-80k-v0.1, skywork-80k-v0.2")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (made if missing)")
     p.add_argument("--data-dir", default=None, help="where the recipe's local copies (path = ...) are")
     p.add_argument("--dry-run", action="store_true", help="print the plan only")
     p.add_argument("--no-cache", action="store_true", help="recompute every stage")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every stage with its timing")
     _engine_arg(p)
+    common.add_quiet(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -102,6 +99,7 @@ def add_demo_parser(sub: Any) -> None:
     m.add_argument("--out", default="prefcurate-demo", help="output folder (default: prefcurate-demo)")
     m.add_argument("--no-cache", action="store_true", help="recompute every stage")
     _engine_arg(m)
+    common.add_quiet(m)
     m.set_defaults(func=cmd_demo)
 
 
@@ -112,9 +110,10 @@ def demo_dir() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The README's main job: the demo recipe on the bundled sample."""
-    console = _console()
+    console = common.console(args)
     out = Path(args.out)
     console.print(f"demo: the Skywork v0.2 recipe on the bundled sample ({demo_dir()}) -> {out}")
+    common.out_dir(args)
     pipe = Pipeline(
         recipes_dir() / "demo.toml",
         out,

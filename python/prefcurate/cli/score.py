@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from .. import io as _io
 from ..errors import InvalidInputError
-from ..io import read_table, write_table
+from ..io import write_table
 from ..scoring.config import ScoreConfig
 from ..stages.margin import MarginConfig, filter_margin
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
+from . import common
 
 
 def make_scorer(args: argparse.Namespace) -> Any:
@@ -37,16 +32,22 @@ def make_scorer(args: argparse.Namespace) -> Any:
     return ScoreConfig.from_args(args).scorer()
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    return (not args.no_progress) and sys.stderr.isatty()
+def _progress(args: argparse.Namespace, console: Any) -> bool:
+    return common.show_progress(args, console)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    console = _console()
+    console = common.console(args)
     t0 = time.perf_counter()
     if not args.model:
         raise InvalidInputError("score: --model is required (a Hub name or a local folder)")
-    table = read_table(args.input)
+    legacy = _io.split_suffix(Path(args.out))[0] is not None and not Path(args.out).is_dir()
+    if legacy:
+        common.warn_old("score --out FILE", "--out DIR (scored.<fmt> and summary.json)")
+    else:
+        folder = common.out_dir(args)
+        fmt = common.output_format(args, args.input)
+    table = common.read_input(args.input, "pair table")
     scorer = make_scorer(args)
     console.print(f"{scorer!r}", highlight=False)
     check = None
@@ -59,12 +60,25 @@ def cmd_score(args: argparse.Namespace) -> int:
         console.print(f"parity check: {result.message}", highlight=False)
         if not result.passed:
             raise InvalidInputError(f"parity check failed: {result.message}")
-    out = scorer.score_pairs(table, progress=_progress(args))
-    path = write_table(out, args.out)
-    if check is not None:
-        summary_path = Path(path).with_name(Path(path).name + ".check.json")
-        summary_path.write_text(json.dumps(check, indent=2, default=str) + "\n", encoding="utf-8")
+    out = scorer.score_pairs(table, progress=_progress(args, console))
     stats = scorer.last_stats.as_dict() if scorer.last_stats is not None else {}
+    summary = {
+        "stage": "score",
+        "input": table.num_rows,
+        "model": scorer.model_id,
+        "settings": ScoreConfig.from_args(args).as_dict(),
+        "scoring": stats,
+        **({"parity_check": check} if check is not None else {}),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if legacy:
+        path = write_table(out, args.out)
+        Path(str(path) + ".summary.json").write_text(
+            json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+    else:
+        path = common.write_rows(out, folder, "scored", fmt)
+        common.write_summary(folder, summary)
     console.print(
         f"scored {table.num_rows} pairs ({stats.get('rows', 0)} conversations: "
         f"{stats.get('rows_cached', 0)} from the cache, {stats.get('rows_truncated', 0)} truncated; "
@@ -76,9 +90,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_filter_margin(args: argparse.Namespace) -> int:
-    console = _console()
+    console = common.console(args)
     t0 = time.perf_counter()
-    table = read_table(args.input)
+    out = common.out_dir(args)
+    fmt = common.output_format(args, args.input)
+    table = common.read_input(args.input, "pair table")
     scorer = None
     if args.model:
         scorer = make_scorer(args)
@@ -87,19 +103,15 @@ def cmd_filter_margin(args: argparse.Namespace) -> int:
             f"{args.input}: no chosen_score / rejected_score columns; pass --model to score the pairs"
         )
     config = MarginConfig.from_args(args)
-    res = filter_margin(table, scorer, config, progress=_progress(args))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(res.kept, out / f"kept.{args.format}")
-    write_table(res.removed, out / f"removed.{args.format}")
+    res = filter_margin(table, scorer, config, progress=_progress(args, console))
+    common.write_rows(res.kept, out, "kept", fmt, args.layout)
+    common.write_rows(res.removed, out, "removed", fmt)
     summary = {
         **res.summary(),
         "params": {**config.as_dict(), "model": args.model},
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    common.write_summary(out, summary)
     console.print(
         f"filter_margin: {res.n_input} pairs in, {res.kept.num_rows} kept, {res.removed.num_rows} removed "
         f"(margin <= {config.min_margin}); outputs in [bold]{out}[/bold]",
@@ -112,7 +124,7 @@ def add_parsers(sub: Any) -> None:
     """Register ``score`` and ``filter-margin`` on the CLI's subparsers."""
     s = sub.add_parser("score", help="score chosen and rejected of every pair with a reward model")
     s.add_argument("input", help="pair table: jsonl, json, parquet, csv (.gz/.zst), a saved dataset folder")
-    s.add_argument("--out", required=True, help="output table (format from the name: .parquet, .jsonl, ...)")
+    common.add_output(s, layout=False)
     ScoreConfig.add_arguments(s)
     s.add_argument(
         "--check",
@@ -129,14 +141,8 @@ def add_parsers(sub: Any) -> None:
         "filter-margin", help="keep pairs whose reward margin chosen - rejected exceeds --min-margin"
     )
     f.add_argument("input", help="pair table (with chosen_score / rejected_score unless --model is given)")
-    f.add_argument("--out", required=True, help="output folder")
+    common.add_output(f)
     MarginConfig.add_arguments(f)
-    f.add_argument(
-        "--format",
-        choices=("jsonl", "parquet", "json"),
-        default="jsonl",
-        help="output format (default: jsonl)",
-    )
     ScoreConfig.add_arguments(f)
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_filter_margin)

@@ -480,7 +480,7 @@ def quarantine_summary(engine: Engine) -> str:
     return (
         f"{engine.label}: {len(q)} of {read} rows were invalid and left out ({by}); first: {q[0].message}. "
         "Get them with prefcurate.convert_pairs(...).quarantine (every row with its reason, file, line "
-        "and record; `prefcurate convert` writes them to <OUT>.quarantine.jsonl), or pass "
+        "and record; `prefcurate convert` writes them to quarantine.<format> in its --out folder), or pass "
         "on_invalid='raise' to stop at the first invalid row"
     )
 

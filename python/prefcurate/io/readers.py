@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .. import hub
 from ..errors import InvalidInputError
 from . import tables
 
@@ -544,6 +545,7 @@ class Reader:
                 "(pip install prefcurate[hf])"
             ) from None
         self.name = name
+        hub.check(name, "dataset", kind="dataset")
         ds = datasets.load_dataset(name, split=self.split) if self.split else datasets.load_dataset(name)
         label = f"{name}[{self.split}]" if self.split else name
         yield from self._dataset(ds, label)

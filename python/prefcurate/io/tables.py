@@ -425,15 +425,21 @@ def _open_write(p: Path, compression: str | None) -> Any:
     return pa.output_stream(str(p), compression=compression)
 
 
-def write_table(table: pa.Table, path: str | os.PathLike, *, format: str | None = None) -> Path:
-    """Write a table as JSON Lines, JSON, Parquet or CSV (chosen from the name
-    or ``format``); ``.gz`` / ``.zst`` / ``.bz2`` / ``.xz`` names are compressed."""
-    p = Path(path)
-    detected, compression = split_suffix(p)
-    fmt = format or detected
-    if fmt not in ("parquet", "jsonl", "json", "csv", "tsv"):
-        raise InvalidInputError(f"{p}: cannot write format {fmt!r}; use .jsonl, .json, .parquet or .csv")
-    p.parent.mkdir(parents=True, exist_ok=True)
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """Nested columns (message lists, structs, maps) as JSON text: CSV has no
+    nested values."""
+    for i, f in enumerate(table.schema):
+        t = f.type
+        if pa.types.is_nested(t):
+            text = [
+                None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                for v in table.column(i).to_pylist()
+            ]
+            table = table.set_column(i, f.name, pa.array(text, pa.string()))
+    return table
+
+
+def _write(table: pa.Table, p: Path, fmt: str, compression: str | None) -> None:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -451,5 +457,25 @@ def write_table(table: pa.Table, path: str | os.PathLike, *, format: str | None 
         import pyarrow.csv as pc
 
         with _open_write(p, compression) as out:
-            pc.write_csv(table, out, write_options=pc.WriteOptions(delimiter="," if fmt == "csv" else "\t"))
+            pc.write_csv(
+                _csv_ready(table), out, write_options=pc.WriteOptions(delimiter="," if fmt == "csv" else "\t")
+            )
+
+
+def write_table(table: pa.Table, path: str | os.PathLike, *, format: str | None = None) -> Path:
+    """Write a table as JSON Lines, JSON, Parquet or CSV (chosen from the name
+    or ``format``); ``.gz`` / ``.zst`` / ``.bz2`` / ``.xz`` names are compressed."""
+    p = Path(path)
+    detected, compression = split_suffix(p)
+    fmt = format or detected
+    if fmt not in ("parquet", "jsonl", "json", "csv", "tsv"):
+        raise InvalidInputError(f"{p}: cannot write format {fmt!r}; use .jsonl, .json, .parquet or .csv")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    # written beside and renamed: a failed write leaves no partial file
+    tmp = p.with_name(f".{p.name}.tmp")
+    try:
+        _write(table, tmp, fmt, compression)
+        tmp.replace(p)
+    finally:
+        tmp.unlink(missing_ok=True)
     return p

@@ -130,6 +130,18 @@ h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 """
 
 
+def _integer_ticks(axis: Any) -> None:
+    """Counts are whole: no 0.5-row ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _round(v: Any) -> Any:
+    """A float as a person reads it (0.42, not 0.42000000000000004)."""
+    return float(f"{v:.6g}") if isinstance(v, float) else v
+
+
 def _plot_funnel(plt: Any, stages: list[dict[str, Any]], path: Path) -> None:
     names = [s["name"] for s in stages]
     kept = [s["kept"] for s in stages]
@@ -140,6 +152,7 @@ def _plot_funnel(plt: Any, stages: list[dict[str, Any]], path: Path) -> None:
     ax.barh(y, removed, left=kept, color="#e45756", label="removed")
     ax.set_yticks(y, names)
     ax.set_xlabel("rows")
+    _integer_ticks(ax.xaxis)
     ax.set_title("rows in, kept and removed per stage")
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -152,6 +165,7 @@ def _plot_mixture(plt: Any, rows: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.bar([r["source"] for r in rows], [r["pairs"] for r in rows], color="#54a24b")
     ax.set_ylabel("pairs")
+    _integer_ticks(ax.yaxis)
     ax.set_title("final mixture by source")
     plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
     fig.tight_layout()
@@ -181,6 +195,7 @@ def _plot_scores(
     )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("pairs")
+    _integer_ticks(ax.yaxis)
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
@@ -194,6 +209,7 @@ def _plot_counts(plt: Any, counts: dict[str, int], title: str, path: Path) -> No
     ax.bar(keys, [counts[k] for k in keys], color="#f58518")
     ax.set_title(title)
     ax.set_ylabel("rows")
+    _integer_ticks(ax.yaxis)
     plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -275,7 +291,7 @@ def write_report(result: PipelineResult, out: Path) -> dict[str, Path]:
                     "quota": " ".join(map(str, v["quota"])),
                     "ranked": v["ranked"],
                     "kept": v["kept"],
-                    "cutoff": v["cutoff"],
+                    "cutoff": _round(v["cutoff"]),
                 }
                 for g, v in groups.items()
             ],

@@ -22,7 +22,10 @@ A recipe is a TOML file (``recipes/*.toml``)::
     [decontaminate]                       # optional
     benchmark = "rewardbench.jsonl"       # under --data-dir, or hf = ...
     [output]
-    format = "parquet"
+    format = "jsonl"                      # jsonl, json, parquet (default), dataset; .gz/.zst/... too
+    layout = "trl"                        # a write_pairs layout (docs/layouts.md); default trl
+    margin = false                        # true: a margin column for TRL's / OpenRLHF's margin loss
+    language = ["en"]                     # the dataset card's language, if known
 
 Every stage is a function ``table -> (kept, removed)`` from the stage modules
 (:func:`select_top_result`, :func:`filter_margin`, :func:`dedup`,
@@ -31,6 +34,12 @@ and a violation stops the run.  Stage outputs are cached under
 ``OUT/.cache`` by a key chained from the inputs' fingerprints and the stage
 parameters, so a re-run (after a crash or a change) starts at the first stage
 whose inputs changed, and produces the same output.
+
+The curated pairs are written with :func:`prefcurate.io.write_pairs` in the
+recipe's layout (``trl`` unless ``[output] layout`` or ``Pipeline(layout=)``
+says otherwise), so trainers read the file as written, and every run writes
+the dataset card ``README.md`` (:mod:`.card`) last: the mixture, the rules of
+every stage with their counts, the decontamination and the removed rows.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import __version__, engines
+from .. import __version__, engines, hub
 from ..api import decontaminate, dedup, select_top_result
 from ..errors import PrefcurateError
 from ..schema import StageResult, with_columns
@@ -66,6 +75,11 @@ log = logging.getLogger("prefcurate.pipeline")
 DEMO_MODEL = "prefcurate-demo-tiny"
 
 STAGE_KINDS = ("read", "filter", "select", "margin", "merge", "dedup", "decontaminate")
+
+#: the settings of a recipe's [output] section
+OUTPUT_KEYS = ("format", "layout", "margin", "language")
+#: the formats of the curated pairs (``dataset``: a ``save_to_disk`` folder)
+OUTPUT_FORMATS = ("jsonl", "json", "parquet", "dataset")
 
 
 class PipelineError(PrefcurateError):
@@ -106,6 +120,9 @@ class PipelineResult:
     stages: list[StageResult]
     timings: dict[str, float]
     cached: list[str]
+    #: how the curated pairs were written: ``file`` (relative to ``out``),
+    #: ``format``, ``layout``, ``margin``, ``language`` (set by the run's write)
+    output: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -144,6 +161,80 @@ def _read_counts(s: StageResult) -> dict[str, Any]:
 # ---------------------------------------------------------------- the pipeline
 
 
+def _output_settings(recipe: Recipe, layout: str | None) -> dict[str, Any]:
+    """The recipe's [output] section, checked, with its defaults: the pairs'
+    ``file`` (relative to the output folder), ``format``, ``layout`` (the
+    ``layout`` argument, else the recipe's, else ``trl``), ``margin`` and the
+    card's ``language``."""
+    from ..io import LAYOUTS
+    from ..io.tables import COMPRESSIONS
+    from ..io.writer import MARGIN_LAYOUTS
+
+    where = f"{recipe.path or 'recipe'}: [output]"
+    o = dict(recipe.output)
+    unknown = sorted(set(o) - set(OUTPUT_KEYS))
+    if unknown:
+        raise PipelineError(f"{where}: unknown setting(s) {unknown}; known: {', '.join(OUTPUT_KEYS)}")
+    fmt = o.get("format", "parquet")
+    base, _, compression = str(fmt).partition(".")
+    if base not in OUTPUT_FORMATS or (
+        compression and (base not in ("jsonl", "json") or f".{compression}" not in COMPRESSIONS)
+    ):
+        raise PipelineError(
+            f"{where}: format {fmt!r} is not one of {', '.join(OUTPUT_FORMATS)} "
+            f"(jsonl and json may be compressed: jsonl.gz, jsonl.zst, ...)"
+        )
+    lay = layout if layout is not None else o.get("layout", "trl")
+    if lay not in LAYOUTS:
+        what = "layout" if layout is not None else f"{where}: layout"
+        raise PipelineError(f"{what} {lay!r} is not one of {', '.join(LAYOUTS)} (docs/layouts.md)")
+    margin = o.get("margin", False)
+    if not isinstance(margin, (bool, str)) or margin == "":
+        raise PipelineError(f"{where}: margin must be true, false or the name of a column, got {margin!r}")
+    if margin is not False and lay not in MARGIN_LAYOUTS:
+        raise PipelineError(
+            f"{where}: margin = {margin!r}, but layout {lay!r} has no margin column; "
+            f"use one of {', '.join(MARGIN_LAYOUTS)} or leave margin out"
+        )
+    if lay == "llamafactory" and (base == "dataset" or compression):
+        raise PipelineError(
+            f"{where}: layout 'llamafactory' needs format jsonl, json or parquet, got {fmt!r}"
+        )
+    language = o.get("language", [])
+    language = [language] if isinstance(language, str) else language
+    if not isinstance(language, list) or not all(isinstance(x, str) and x for x in language):
+        raise PipelineError(f"{where}: language must be a language code or a list of them, got {language!r}")
+    file = recipe.name if base == "dataset" else f"{recipe.name}.{fmt}"
+    return {"file": file, "format": fmt, "layout": lay, "margin": margin, "language": language}
+
+
+def _unscored(table: pa.Table, column: str) -> str | None:
+    """Where the margin column ``column`` of the curated pairs is missing, as a
+    sentence (counts by source, a few ids); None when every pair has one."""
+    import numpy as np
+
+    if column not in table.column_names:
+        return f"the curated pairs have no {column!r} column"
+    col = table.column(column)
+    try:
+        values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return f"column {column!r} is {col.type}, not numbers"
+    bad = np.isnan(values)  # nulls are NaN here
+    if not bad.any():
+        return None
+    sources = table.column("source").to_pylist() if "source" in table.column_names else ["?"] * len(bad)
+    per: dict[str, int] = {}
+    for i in np.flatnonzero(bad):
+        per[str(sources[i])] = per.get(str(sources[i]), 0) + 1
+    ids = table.column("id").filter(pa.array(bad)).to_pylist()[:3] if "id" in table.column_names else []
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(per.items()))
+    return (
+        f"{int(bad.sum())} of {len(bad)} curated pairs have no {column!r} ({counts}; first ids: "
+        f"{', '.join(map(str, ids))})"
+    )
+
+
 def _concat(tables: list[pa.Table]) -> pa.Table:
     tables = [t for t in tables if t.num_columns]
     if not tables:
@@ -159,8 +250,9 @@ class Pipeline:
     recipe:
         A Recipe, or the path of a TOML recipe.
     out:
-        The output folder: the curated pairs, the removed rows per stage,
-        ``summary.json``, ``report.md`` / ``report.html`` and their plots.
+        The output folder: the curated pairs (``<recipe name>.<format>``),
+        the removed rows per stage, ``summary.json``, ``report.md`` /
+        ``report.html`` and their plots, and the dataset card ``README.md``.
     data_dir:
         Where the sources' and the benchmark's ``path`` entries are (default:
         the recipe's folder).
@@ -177,6 +269,11 @@ class Pipeline:
         later run can resume); ``False`` only ignores what is there.
     progress:
         Show progress bars.
+    layout:
+        The layout of the curated pairs (:data:`prefcurate.io.LAYOUTS`:
+        ``trl``, ``trl-explicit``, ``openrlhf``, ``llamafactory``,
+        ``skywork``, ``canonical``), instead of the recipe's ``[output]
+        layout`` (default ``trl``).
     """
 
     def __init__(
@@ -192,8 +289,11 @@ class Pipeline:
         stage_hook: Any = None,
         engine: str | None = None,
         ray_options: Any = None,
+        layout: str | None = None,
     ) -> None:
         self.recipe = recipe if isinstance(recipe, Recipe) else Recipe.load(recipe)
+        # the [output] section is checked now: a bad setting fails before the stages run
+        self.output = _output_settings(self.recipe, layout)
         self.engine = engine or self.recipe.engine
         engines.get(self.engine)  # an unknown engine fails here
         self.ray_options = ray_options
@@ -240,8 +340,15 @@ class Pipeline:
             lines.append(f"dedup: {r.dedup}")
         if r.decontaminate:
             lines.append(f"decontaminate: {r.decontaminate}")
+        o = self.output
+        margin = (
+            f", margin from {o['margin'] if isinstance(o['margin'], str) else 'margin'}"
+            if o["margin"]
+            else ""
+        )
         lines.append(
-            f"write: {self.out} ({r.output.get('format', 'parquet')}), report.md, report.html, summary.json"
+            f"write: {self.out / o['file']} ({o['format']}, layout {o['layout']}{margin}), "
+            "removed/, summary.json, report.md, report.html, README.md (the dataset card)"
         )
         return lines
 
@@ -311,7 +418,7 @@ class Pipeline:
         return p if p.exists() or "hf" not in s else None
 
     def _read(self, s: dict[str, Any]) -> StageResult:
-        from ..pairs import convert_pairs
+        from ..io import convert_pairs
 
         src: Any = self._local(s)
         if src is None:
@@ -321,6 +428,7 @@ class Pipeline:
                 raise PipelineError(
                     f"source {s['name']!r}: reading {s['hf']!r} needs `datasets` (pip install 'prefcurate[hf]')"
                 ) from None
+            hub.check(s["hf"], f"source {s['name']!r}: dataset", kind="dataset")
             src = datasets.load_dataset(s["hf"], s.get("config"), split=s.get("split", "train"))
         res = convert_pairs(
             src,
@@ -437,6 +545,7 @@ class Pipeline:
         if "hf" in spec and (local is None or not local.exists()):
             import datasets
 
+            hub.check(spec["hf"], "[decontaminate] benchmark", kind="dataset")
             bench = datasets.load_dataset(spec["hf"], split=spec.get("split", "filtered"))
         elif local is not None:
             bench = local
@@ -581,11 +690,40 @@ class Pipeline:
             yield advance
 
     def _write(self, result: PipelineResult) -> None:
-        from ..io import write_table
+        from ..io import write_pairs, write_table
+        from .card import build_card, removed_file
         from .report import write_report
 
-        fmt = self.recipe.output.get("format", "parquet")
-        write_table(result.final, self.out / f"{self.recipe.name}.{fmt}")
+        o = self.output
+        result.output = dict(o)
+        if o["margin"] is not False:
+            column = "margin" if o["margin"] is True else o["margin"]
+            problem = _unscored(result.final, column)
+            if problem is not None:
+                scored = (self.recipe.margin or {}).get("sources")
+                raise PipelineError(
+                    f"[output] margin = {o['margin']!r}: {problem}. A margin loss (TRL, OpenRLHF) needs a "
+                    f"margin for every pair, and the [margin] stage scored "
+                    + (f"only the sources {scored}" if scored else "nothing (the recipe has no [margin])")
+                    + ": score every source in [margin] (sources = all of them; that also applies its "
+                    "margin rule to them), or remove margin from [output] to write the pairs without one "
+                    "(the stages are cached: the next run only writes)"
+                )
+        # the card is written last: a folder with README.md holds a whole run
+        # (prefcurate push checks for it)
+        card = self.out / "README.md"
+        card.unlink(missing_ok=True)
+        dest = self.out / o["file"]
+        if o["format"] == "dataset" and dest.is_dir():
+            shutil.rmtree(dest)  # the previous run's save_to_disk folder (write_pairs does not overwrite one)
+        write_pairs(
+            result.final,
+            dest,
+            format="dataset" if o["format"] == "dataset" else None,
+            layout=o["layout"],
+            margin=o["margin"],
+            dataset_name=self.recipe.name,
+        )
         (self.out / "summary.json").write_text(
             json.dumps(result.summary(), indent=2, default=str) + "\n", encoding="utf-8"
         )
@@ -599,13 +737,16 @@ class Pipeline:
         for s in result.stages:
             if not s.removed.num_rows:
                 continue
-            dest = removed_dir / f"{s.stage.replace(':', '-')}.parquet"
+            dest = self.out / removed_file(s.stage)
             cached = self._stored.get(s.stage)
             if cached is not None and (cached / "done.json").exists():
                 # a copy, not a link: rewriting the output must not change the cache
                 shutil.copyfile(cached / "removed.parquet", dest)
             else:
                 write_table(s.removed, dest)
+        tmp = card.with_name(f".{card.name}.{os.getpid()}.tmp")
+        tmp.write_text(build_card(result, self.out), encoding="utf-8")
+        os.replace(tmp, card)
 
 
 def run_recipe(recipe: str | os.PathLike | Recipe, out: str | os.PathLike, **kwargs: Any) -> PipelineResult:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import hub
 from ..config import StageConfig, in_range, is_bool, param
 
 
@@ -82,6 +83,8 @@ class ScoreConfig(StageConfig):
         ``tokenizer`` objects instead of the named ones, if given)."""
         from .scorer import RewardScorer
 
+        if model is None and self.model is not None:
+            hub.check(self.model, "reward model")  # in seconds, before torch is imported
         kw: dict[str, Any] = {
             "device": self.devices(),
             "dtype": self.dtype,

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import hub
 from ..errors import InvalidInputError
 from .results import ScoringError
 
@@ -182,6 +183,7 @@ def load_model(
     ...)``; a checkpoint without a trained head raises :class:`ScoringError`."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    hub.check(str(name), "reward model")
     config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     attn = attn or _default_attn(getattr(config, "model_type", None), on_cuda, dtype)
     dtype_kw = "dtype" if _transformers_version() >= (4, 56) else "torch_dtype"

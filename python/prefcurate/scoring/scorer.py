@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from .. import hub
 from .._progress import ProgressArg
 from ..errors import InvalidInputError
 from ..inputs import as_pair_table as _as_pair_table
@@ -107,6 +108,8 @@ class RewardScorer:
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
     ):
+        if isinstance(model, (str, os.PathLike)):
+            hub.check(str(model), "reward model")  # in seconds, before torch is imported
         _torch()  # a clear error when the scoring extra is missing
         # the settings, to build replicas elsewhere (engine="ray")
         self._settings = {k: v for k, v in locals().items() if k not in ("self", "model", "tokenizer")}
@@ -159,6 +162,7 @@ class RewardScorer:
         if isinstance(tokenizer, (str, os.PathLike)):
             from transformers import AutoTokenizer
 
+            hub.check(str(tokenizer), "tokenizer")
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=trust_remote_code)
         self.tokenizer = tokenizer
         if chat_template is not None and tokenizer is None:

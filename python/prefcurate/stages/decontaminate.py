@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._progress import ProgressArg, progress_callback
+from ..arrays import array, constant_strings, from_numpy, strings, to_numpy
 from ..config import StageConfig, in_range, is_bool, param
 from ..errors import InvalidInputError
 from ..inputs import Resolved, resolve
@@ -186,7 +187,7 @@ class DecontaminationResult(EngineRows):
         match in that subset."""
         subsets = np.array(self.index.subsets, dtype=object)
         names, counts = np.unique(subsets, return_counts=True)
-        matched_items = np.unique(self.matches.column("benchmark_index").to_numpy())
+        matched_items = np.unique(to_numpy(self.matches.column("benchmark_index")))
         matched_per: dict[str, int] = {}
         for s in subsets[matched_items]:
             matched_per[s] = matched_per.get(s, 0) + 1
@@ -195,10 +196,10 @@ class DecontaminationResult(EngineRows):
             removed_per[s] = removed_per.get(s, 0) + 1
         return pa.Table.from_pydict(
             {
-                "benchmark_subset": pa.array(names.tolist(), type=pa.string()),
-                "benchmark_items": pa.array(counts.tolist(), type=pa.int64()),
-                "items_matched": pa.array([matched_per.get(s, 0) for s in names], type=pa.int64()),
-                "train_rows_removed": pa.array([removed_per.get(s, 0) for s in names], type=pa.int64()),
+                "benchmark_subset": strings(names.tolist()),
+                "benchmark_items": from_numpy(counts.astype(np.int64)),
+                "items_matched": from_numpy(np.array([matched_per.get(s, 0) for s in names], np.int64)),
+                "train_rows_removed": from_numpy(np.array([removed_per.get(s, 0) for s in names], np.int64)),
             }
         )
 
@@ -341,38 +342,41 @@ def decide(
     """The decision step: flags, the matches table and the attribution of
     each removed row (the same on every engine)."""
     f = found
-    ids = np.array(index.ids, dtype=object)
-    subsets = np.array(index.subsets, dtype=object)
+    # per benchmark item, taken per match (no Python string per match)
+    ids = strings(index.ids)
+    subsets = strings(index.subsets)
     b_idx = np.asarray(f.bench).astype(np.int64)
+    b_arr = from_numpy(b_idx)
     cols = {
-        "train_index": pa.array(np.asarray(f.train).astype(np.int64)),
-        "benchmark_index": pa.array(b_idx),
-        "score": pa.array(np.asarray(f.score).astype(np.int64)),
-        "benchmark_id": pa.array(ids[b_idx].tolist(), type=pa.string()),
-        "benchmark_subset": pa.array(subsets[b_idx].tolist(), type=pa.string()),
+        "train_index": from_numpy(np.asarray(f.train).astype(np.int64)),
+        "benchmark_index": b_arr,
+        "score": from_numpy(np.asarray(f.score).astype(np.int64)),
+        "benchmark_id": ids.take(b_arr),
+        "benchmark_subset": subsets.take(b_arr),
     }
     if f.coverage is not None:
-        cols["coverage"] = pa.array(f.coverage)
+        cols["coverage"] = array(f.coverage)
     matches = pa.Table.from_pydict(cols)
     rows = np.asarray(f.rows).astype(np.int64)
     best_b = np.asarray(f.best_bench).astype(np.int64)
+    best_arr = from_numpy(best_b)
     contaminated = np.zeros(n_train, dtype=bool)
     contaminated[rows] = True
     n_rows = len(rows)
     attr = {
-        "stage": pa.array([STAGE] * n_rows, type=pa.string()),
-        "reason": pa.array([REASONS[config.method]] * n_rows, type=pa.string()),
-        "train_index": pa.array(rows),
-        "benchmark_index": pa.array(best_b),
-        "benchmark_id": pa.array(ids[best_b].tolist(), type=pa.string()),
-        "benchmark_subset": pa.array(subsets[best_b].tolist(), type=pa.string()),
-        "score": pa.array(np.asarray(f.best_score).astype(np.int64)),
-        "n_benchmark_matches": pa.array(np.asarray(f.counts).astype(np.int64)),
-        "matched_span": pa.array(f.span_text, type=pa.string()),
-        "matched_tokens": pa.array(np.asarray(f.span_tokens).astype(np.int64)),
+        "stage": constant_strings(STAGE, n_rows),
+        "reason": constant_strings(REASONS[config.method], n_rows),
+        "train_index": from_numpy(rows),
+        "benchmark_index": best_arr,
+        "benchmark_id": ids.take(best_arr),
+        "benchmark_subset": subsets.take(best_arr),
+        "score": from_numpy(np.asarray(f.best_score).astype(np.int64)),
+        "n_benchmark_matches": from_numpy(np.asarray(f.counts).astype(np.int64)),
+        "matched_span": strings(f.span_text),
+        "matched_tokens": from_numpy(np.asarray(f.span_tokens).astype(np.int64)),
     }
     if f.best_coverage is not None:
-        attr["coverage"] = pa.array(f.best_coverage)
+        attr["coverage"] = array(f.best_coverage)
     return DecontaminationResult(
         contaminated=contaminated,
         matches=matches,

@@ -53,8 +53,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..arrays import constant_strings, from_numpy, strings, to_numpy
 from ..config import StageConfig, in_range, is_bool, param
 from ..errors import InvalidInputError
 from ..inputs import Resolved, is_message_list, resolve
@@ -327,7 +327,11 @@ class DedupResult(EngineRows):
     #: per row: "self" or "reference" (dedup against an index only)
     _duplicate_in: list | None = field(default=None, repr=False)
     #: the verified near-duplicate links (i, j, jaccard), i < j
-    links: pa.Table = field(default_factory=lambda: pa.Table.from_pydict({"i": [], "j": [], "jaccard": []}))
+    links: pa.Table = field(
+        default_factory=lambda: pa.Table.from_pydict(
+            {"i": pa.nulls(0), "j": pa.nulls(0), "jaccard": pa.nulls(0)}
+        )
+    )
     #: gives (kept, removed) rows from the removed mask and the attribution:
     #: the engine's (tables in the kind the data came in, or lazy Ray datasets)
     _splitter: Splitter | None = field(default=None, repr=False)
@@ -350,16 +354,18 @@ class DedupResult(EngineRows):
         cl = self.cluster_id[rem]
         ids = self._dup_ids
         cols: dict[str, Any] = {
-            "stage": pa.array([STAGE] * len(rem), pa.string()),
-            "reason": pa.array(self.reason[rem].tolist(), pa.string()),
-            "row_index": pa.array(rem.astype(np.int64)),
-            "duplicate_of": pa.array(dup, mask=dup < 0),
-            "duplicate_of_id": pa.array([None if ids is None else ids[i] for i in rem.tolist()], pa.string()),
-            "cluster_id": pa.array(cl, mask=cl < 0),
-            "similarity": pa.array(sim, mask=np.isnan(sim)),
+            "stage": constant_strings(STAGE, len(rem)),
+            "reason": strings(self.reason[rem].tolist()),
+            "row_index": from_numpy(rem.astype(np.int64)),
+            "duplicate_of": from_numpy(dup, mask=dup < 0),
+            "duplicate_of_id": (
+                pa.nulls(len(rem), pa.string()) if ids is None else strings([ids[i] for i in rem.tolist()])
+            ),
+            "cluster_id": from_numpy(cl, mask=cl < 0),
+            "similarity": from_numpy(sim, mask=np.isnan(sim)),
         }
         if self._duplicate_in is not None:
-            cols["duplicate_in"] = pa.array([self._duplicate_in[i] for i in rem.tolist()], pa.string())
+            cols["duplicate_in"] = strings([self._duplicate_in[i] for i in rem.tolist()])
         return pa.Table.from_pydict(cols)
 
     def _rows(self) -> tuple[Any, Any]:
@@ -425,8 +431,7 @@ def priority(data: DedupData, keep: Any, score: str, source: str, n: int) -> np.
     if keep == "score":
         if table is None or score not in table.column_names:
             raise InvalidInputError(f"dedup: keep='score' needs a {score!r} column")
-        s = table.column(score).cast(pa.float64())
-        s = pc.fill_null(s, float("nan")).to_numpy()
+        s = to_numpy(table.column(score).cast(pa.float64()), fill=np.nan)
         return np.where(np.isnan(s), np.inf, -s)
     if isinstance(keep, (list, tuple)):
         if table is None or source not in table.column_names:
@@ -606,9 +611,9 @@ def decide(
     out = DedupResult(duplicate_of, cluster_id, similarity, reason, config.params(), info, dup_ids)
     out.links = pa.Table.from_pydict(
         {
-            "i": pa.array(near_i.astype(np.int64)),
-            "j": pa.array(near_j.astype(np.int64)),
-            "jaccard": pa.array(np.asarray(near_v, np.float64)),
+            "i": from_numpy(near_i.astype(np.int64)),
+            "j": from_numpy(near_j.astype(np.int64)),
+            "jaccard": from_numpy(np.asarray(near_v, np.float64)),
         }
     )
     return out

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from .. import _core
 from .._unicode import ensure_tables
+from ..arrays import from_numpy, strings, to_numpy
 from ..errors import IndexFileError, InvalidInputError
 from .dedup import MESSAGES_LARGE, DedupConfig, DedupData, as_data
 
@@ -35,8 +36,8 @@ def str_list(lst: list, what: str = "text") -> pa.Array:
     """A list of str as an Arrow array; a non-str item is an error naming its
     row (as the Rust reader of a list reports it)."""
     try:
-        arr = pa.array(lst, type=pa.large_string())
-        if not arr.null_count:
+        arr = strings(lst, pa.large_string())
+        if isinstance(arr, pa.Array) and not arr.null_count:
             return arr
     except (pa.ArrowTypeError, pa.ArrowInvalid, UnicodeEncodeError):
         pass
@@ -146,7 +147,9 @@ class DedupIndex:
         t = self.table
         if self.keys is not None:
             bands = self.config.banding[0]
-            t = t.append_column("__band_keys", pa.FixedSizeListArray.from_arrays(pa.array(self.keys), bands))
+            t = t.append_column(
+                "__band_keys", pa.FixedSizeListArray.from_arrays(from_numpy(self.keys), bands)
+            )
         return t
 
     def save(self, path: str | os.PathLike) -> None:
@@ -213,7 +216,7 @@ class DedupIndex:
         obj.keys = None
         if "__band_keys" in t.column_names:
             obj.keys = np.ascontiguousarray(
-                pc.list_flatten(t.column("__band_keys")).to_numpy(), dtype=np.uint64
+                to_numpy(pc.list_flatten(t.column("__band_keys"))), dtype=np.uint64
             )
             t = t.drop_columns(["__band_keys"])
         obj.table = t

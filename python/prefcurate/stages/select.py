@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import _core
+from ..arrays import constant_strings, from_numpy, scalar, strings, to_numpy
 from ..config import StageConfig, param
 from ..errors import InvalidInputError
 from ..schema import StageResult, split_table, with_columns
@@ -85,7 +86,7 @@ def _group_key(table: pa.Table, group_by: str | list[str] | None) -> pa.ChunkedA
         return _as_strings(_column(table, group_by, "group_by"))
     cols = [_as_strings(_column(table, g, "group_by")) for g in group_by]
     # a composite key; a null part makes the key null
-    return pc.binary_join_element_wise(*cols, "\x1f")
+    return pc.binary_join_element_wise(*cols, scalar("\x1f"))
 
 
 def _group_name(name: str, group_by: str | list[str] | None) -> Any:
@@ -117,10 +118,7 @@ def _scores(table: pa.Table, score: str) -> np.ndarray:
     col = _column(table, score, "score")
     if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type)):
         raise InvalidInputError(f"select: score column {score!r} is {col.type}, expected numbers")
-    arr = col.cast(pa.float64())
-    if arr.null_count:
-        arr = pc.fill_null(arr, float("nan"))
-    return np.ascontiguousarray(arr.to_numpy())
+    return np.ascontiguousarray(to_numpy(col.cast(pa.float64()), fill=np.nan))
 
 
 def _quota_arg(v: Any) -> str | None:
@@ -301,12 +299,12 @@ def decide(t: pa.Table, config: SelectConfig, out: dict[str, Any]) -> StageResul
     removed = with_columns(
         removed,
         {
-            "stage": pa.array([STAGE] * len(rem), pa.string()),
-            "reason": pa.array([REASONS[int(r)] for r in reason[rem]], pa.string()),
-            "select_group": pa.array(label[g_rem].tolist(), pa.string()),
-            "rank": pa.array(rank, mask=rank == 0),
-            "adjusted_score": pa.array(adjusted, mask=np.isnan(adjusted)),
-            "cutoff_score": pa.array(cut, mask=np.isnan(cut)),
+            "stage": constant_strings(STAGE, len(rem)),
+            "reason": strings([REASONS[int(r)] for r in reason[rem]]),
+            "select_group": strings(label[g_rem].tolist()),
+            "rank": from_numpy(rank, mask=rank == 0),
+            "adjusted_score": from_numpy(adjusted, mask=np.isnan(adjusted)),
+            "cutoff_score": from_numpy(cut, mask=np.isnan(cut)),
         },
     )
     info = {

@@ -395,7 +395,7 @@ def _as_table(data: Any, text: str | None, what: str) -> tuple[pa.Table, str | N
             data = data.collect()
         return data.to_arrow(), text
     if mod.startswith("datasets") and type(data).__name__ != "DatasetDict":
-        from ...inputs import dataset_table
+        from ...io import dataset_table
 
         return dataset_table(data), text
     if hasattr(data, "__arrow_c_stream__"):
