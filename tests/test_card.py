@@ -240,7 +240,16 @@ def test_every_number_in_the_card_is_the_runs(demo_run, summary):
     output file's."""
     _, body = split_card((demo_run / "README.md").read_text(encoding="utf-8"))
     recipe = Recipe.load(DEMO)
-    allowed = _numbers(summary) + _numbers(recipe.__dict__) + _numbers(recipe.select_config().as_dict())
+    # the stages' settings: the recipe's, with the defaults of the stage configs
+    configs = [
+        recipe.select_config(),
+        recipe.dedup_config(),
+        recipe.decontaminate_config(),
+        *recipe.margin_configs(),
+    ]
+    allowed = (
+        _numbers(summary) + _numbers(recipe.__dict__) + [v for c in configs for v in _numbers(c.as_dict())]
+    )
     allowed += [100 * x for x in allowed if 0 < abs(x) <= 1]
     pairs = read_pairs(demo_run / "demo.jsonl").to_pylist()
     cats = [p["category"] for p in pairs]

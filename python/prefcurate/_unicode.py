@@ -26,45 +26,66 @@ import os
 import re
 import unicodedata
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 SIGMA = "\u03a3"
 FINAL_SIGMA = "\u03c2"
 _SEP = "\n"  # neither cased nor case-ignorable: isolates each probe
 
 
-def _all_chars() -> list[str]:
-    return [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+def _all_text() -> str:
+    """Every code point but the surrogates, in order."""
+    return "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
 
 
-def _ranges(codepoints: list[int]) -> list[tuple[int, int]]:
+def _codepoints(text: str) -> np.ndarray:
+    """The code points of ``text`` (no surrogates) as uint32."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _parts(joined: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Code points of ``joined`` (parts each followed by ``_SEP``), and the
+    start and end (the separator's position) of every part."""
+    cp = _codepoints(joined)
+    ends = np.flatnonzero(cp == ord(_SEP))
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1] + 1])
+    return cp, starts, ends
+
+
+def _ranges(codepoints: Any) -> list[tuple[int, int]]:
     """Sorted code points -> inclusive ranges."""
-    out: list[tuple[int, int]] = []
-    for cp in codepoints:
-        if out and out[-1][1] + 1 == cp:
-            out[-1] = (out[-1][0], cp)
-        else:
-            out.append((cp, cp))
-    return out
+    cp = np.asarray(codepoints, dtype=np.int64)
+    if not len(cp):
+        return []
+    breaks = np.flatnonzero(np.diff(cp) != 1)
+    lo = np.concatenate([cp[:1], cp[breaks + 1]])
+    hi = np.concatenate([cp[breaks], cp[-1:]])
+    return list(zip(lo.tolist(), hi.tolist()))
 
 
-def _probe(chars: list[str], template: str) -> list[bool]:
-    """Whether U+03A3 becomes a final sigma in ``template.format(c)`` per char.
+def _probe(chars: str, template: str) -> np.ndarray:
+    """Whether U+03A3 becomes a final sigma in ``template.format(c)`` per
+    char of ``chars``.
 
-    All probes are lower-cased in one call, separated by a newline, which is
-    neither cased nor case-ignorable and so cuts every context.
+    All probes are lower-cased in one call, each followed by a newline, which
+    is neither cased nor case-ignorable and so cuts every context.
     """
-    parts = _SEP.join(template.replace("{c}", c) for c in chars).lower().split(_SEP)
-    assert len(parts) == len(chars)
-    sigma_at = template.index(SIGMA)
-    if template.index("{c}") < sigma_at:
+    pre, post = template.split("{c}")
+    # pre + c + post + newline for every c: one join, no string per probe
+    cp, starts, ends = _parts((pre + (post + _SEP + pre).join(chars) + post + _SEP).lower())
+    assert len(ends) == len(chars)
+    if SIGMA in post:
         # c, whose lower case may be longer, comes first: count from the end
-        offset = sigma_at - len(template)
-        return [p[len(p) + offset] == FINAL_SIGMA for p in parts]
-    # the text before U+03A3 is fixed ASCII: count from the start
-    return [p[sigma_at] == FINAL_SIGMA for p in parts]
+        at = ends + (post.index(SIGMA) - len(post))
+    else:
+        # the text before U+03A3 is fixed ASCII: count from the start
+        at = starts + pre.index(SIGMA)
+    return cp[at] == ord(FINAL_SIGMA)
 
 
-def _sigma_properties(chars: list[str]) -> tuple[list[int], list[int]]:
+def _sigma_properties(chars: str) -> tuple[list[int], list[int]]:
     """(case_ignorable, cased-and-not-ignorable) code points.
 
     Python lower-cases U+03A3 to a final sigma when it is preceded by a cased
@@ -81,21 +102,22 @@ def _sigma_properties(chars: list[str]) -> tuple[list[int], list[int]]:
     f1 = _probe(chars, "{c}" + SIGMA)
     f2 = _probe(chars, "A" + SIGMA + "{c}")
     f3 = _probe(chars, "A{c}" + SIGMA)
-    ignorable, cased = [], []
-    for c, a, b, d in zip(chars, f1, f2, f3):
-        if a:
-            cased.append(ord(c))
-        elif b and d:
-            ignorable.append(ord(c))
-    return ignorable, cased
+    cps = _codepoints(chars)
+    return cps[~f1 & f2 & f3].tolist(), cps[f1].tolist()
 
 
 def compute_tables() -> dict:
-    """Derive the tokeniser's tables from the running interpreter."""
-    chars = [c for c in _all_chars() if c != _SEP]
-    word = sorted(ord(c) for c in re.findall(r"\w", "".join(_all_chars())))
-    lowered = _SEP.join(chars).lower().split(_SEP)
-    lower = [(ord(c), lc) for c, lc in zip(chars, lowered) if lc != c]
+    """Derive the tokeniser's tables from the running interpreter (about a
+    second: every code point is probed at once, in a few long strings)."""
+    text = _all_text()
+    word = _codepoints("".join(re.findall(r"\w", text)))
+    chars = text.replace(_SEP, "")
+    cps = _codepoints(chars)
+    lowered = (_SEP.join(chars) + _SEP).lower()
+    lcp, starts, ends = _parts(lowered)
+    assert len(ends) == len(chars)
+    changed = np.flatnonzero((ends - starts != 1) | (lcp[starts] != cps))
+    lower = [(int(cps[i]), lowered[starts[i] : ends[i]]) for i in changed.tolist()]
     ignorable, cased = _sigma_properties(chars)
     return {
         "version": unicodedata.unidata_version,

@@ -15,7 +15,7 @@ import sys
 
 from .. import __version__
 from ..errors import PrefcurateError
-from . import common, convert, decontaminate, dedup, run, score, select
+from . import common, convert, decontaminate, dedup, push, run, score, select
 from .run import demo_dir
 
 __all__ = ["build_parser", "demo_dir", "main"]
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(sub)
     run.add_demo_parser(sub)
     score.add_parsers(sub)
-    __import__(f"{__name__}.push", fromlist=["add_parser"]).add_parser(sub)  # cli/push.py
+    push.add_parser(sub)
     return parser
 
 

@@ -57,6 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=console.is_terminal and not args.dry_run,
         num_threads=args.threads,
         engine=args.engine,
+        layout=args.layout,
     )
     if args.dry_run:
         console.print(f"[bold]{pipe.recipe.name}[/bold]: {pipe.recipe.description}")
@@ -86,6 +87,14 @@ def add_parser(sub: Any) -> None:
 
 
 def _engine_arg(p: argparse.ArgumentParser) -> None:
+    from ..io import LAYOUTS
+
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=None,
+        help="how the curated pairs are written (default: the recipe's [output] layout, else trl)",
+    )
     p.add_argument(
         "--engine",
         choices=("local", "ray"),
@@ -121,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cache=not args.no_cache,
         progress=console.is_terminal,
         engine=args.engine,
+        layout=args.layout,
     )
     res = pipe.run()
     print_stages(console, res.summary()["stages"])

@@ -483,7 +483,7 @@ def _decontamination(result: PipelineResult, st: dict[str, Any]) -> str:
         config = (
             f"config `{removed_config('decontaminate')}`"
             if removed_configs(_output(result))
-            else f'load_dataset("parquet", data_files="{path}")'
+            else f'`load_dataset("parquet", data_files="{path}")`'
         )
         lines += [
             "",
