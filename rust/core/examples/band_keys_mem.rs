@@ -36,7 +36,8 @@ fn main() {
         move |i, out| out.push(("", texts[i].as_str()))
     }
     let f = reader(&texts);
+    let ctx = prefcurate_core::Ctx::new();
     let (keys, _short) =
-        row_band_keys(&t, norm, Shingle::Word(5), &fam, n, &f, 14, 9).expect("keys");
+        row_band_keys(&t, norm, Shingle::Word(5), &fam, n, &f, 14, 9, &ctx).expect("keys");
     println!("{} keys", keys.len());
 }

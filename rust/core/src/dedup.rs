@@ -12,6 +12,13 @@
 //! proposes candidate pairs, and a pair is linked only if the Jaccard
 //! similarity of the two rows' shingle *sets of strings* reaches the
 //! threshold.
+//!
+//! The entry points ([`exact`], [`exact_two`], [`degenerate`], [`near`],
+//! [`band_keys_of`], [`signatures_of`], [`jaccard`], [`union_clusters`])
+//! take [`Rows`](crate::rows::Rows) at a [`Level`](crate::rows::Level),
+//! check them, and run the kernels below (which read rows through a
+//! [`PartsFn`]); every kernel stops between chunks once its
+//! [`Ctx`] is cancelled.
 
 use std::cmp::Ordering;
 
@@ -19,10 +26,17 @@ use rayon::prelude::*;
 use unicode_normalization::{IsNormalized, UnicodeNormalization};
 
 use crate::error::{CoreError, Result};
+use crate::exec::Ctx;
 use crate::hash::{fold_mul, hash128, hash_bytes, B};
 
 use crate::tokenize::{tokenize_with, Masks, Tokens};
 use crate::unicode::UnicodeTables;
+
+mod ops;
+pub use ops::{
+    band_keys_of, degenerate, exact, exact_two, jaccard, near, signatures_of, union_clusters, Lsh,
+    NearDuplicates,
+};
 
 /// Reads the parts of row `i` into the vector (cleared by the caller).
 pub type PartsFn<'a> = dyn Fn(usize, &mut Vec<(&'a str, &'a str)>) + Sync + 'a;
@@ -237,12 +251,16 @@ pub fn exact_groups(
     norm: Norm,
     n: usize,
     parts: &PartsFn<'_>,
+    ctx: &Ctx,
 ) -> Result<Vec<u32>> {
     if n >= u32::MAX as usize {
         return Err(CoreError::InvalidArgument("more than 2^32 - 1 rows".into()));
     }
     let mut keys: Vec<(u128, u32)> = vec![(0, 0); n];
     keys.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dst)| {
+        if ctx.stopped() {
+            return;
+        }
         let (mut p, mut key, mut tmp) = (Vec::new(), String::new(), String::new());
         for (k, slot) in dst.iter_mut().enumerate() {
             let i = c * CHUNK + k;
@@ -252,6 +270,7 @@ pub fn exact_groups(
             *slot = (hash128(key.as_bytes()), i as u32);
         }
     });
+    ctx.check()?;
     keys.par_sort_unstable();
     let mut group: Vec<u32> = (0..n as u32).collect();
     // runs of equal keys: check by comparing the normalised rows
@@ -262,6 +281,9 @@ pub fn exact_groups(
     let resolved: Vec<Vec<(u32, u32)>> = runs
         .par_iter()
         .map(|run| {
+            if ctx.stopped() {
+                return Vec::new();
+            }
             let (mut p, mut tmp) = (Vec::new(), String::new());
             let mut reps: Vec<(u32, String)> = Vec::new(); // (first row, its key)
             let mut out = Vec::with_capacity(run.len());
@@ -281,6 +303,7 @@ pub fn exact_groups(
             out
         })
         .collect();
+    ctx.check()?;
     for run in resolved {
         for (row, first) in run {
             group[row as usize] = first;
@@ -296,15 +319,21 @@ pub fn same_parts(
     n: usize,
     a: &PartsFn<'_>,
     b: &PartsFn<'_>,
-) -> Vec<bool> {
+    ctx: &Ctx,
+) -> Result<Vec<bool>> {
     let rows: Vec<usize> = (0..n).collect();
-    rows.par_chunks(CHUNK)
+    let same = rows
+        .par_chunks(CHUNK)
         .flat_map_iter(|chunk| {
+            let stop = ctx.stopped();
             let (mut pa, mut pb) = (Vec::new(), Vec::new());
             let (mut ka, mut kb, mut tmp) = (String::new(), String::new(), String::new());
             chunk
                 .iter()
                 .map(|&i| {
+                    if stop {
+                        return false;
+                    }
                     pa.clear();
                     pb.clear();
                     a(i, &mut pa);
@@ -315,7 +344,9 @@ pub fn same_parts(
                 })
                 .collect::<Vec<_>>()
         })
-        .collect()
+        .collect();
+    ctx.check()?;
+    Ok(same)
 }
 
 /// How rows are cut into shingles.
@@ -326,6 +357,24 @@ pub enum Shingle {
     Word(usize),
     /// `n` consecutive characters of the normalised key
     Char(usize),
+}
+
+impl Shingle {
+    /// Shingles of kind `kind` (`"word"` or `"char"`) and size `n` (at least 1).
+    pub fn new(kind: &str, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(CoreError::InvalidArgument(
+                "shingle size must be at least 1".into(),
+            ));
+        }
+        match kind {
+            "word" => Ok(Shingle::Word(n)),
+            "char" => Ok(Shingle::Char(n)),
+            other => Err(CoreError::InvalidArgument(format!(
+                "unknown shingle kind {other:?}: use 'word' or 'char'"
+            ))),
+        }
+    }
 }
 
 /// A row's shingles.  Word shingles are windows of the row's words (kept
@@ -656,6 +705,28 @@ pub enum Family {
 }
 
 impl Family {
+    /// The family `kind` (`"fast"` or `"datasketch"`) with multipliers `a`
+    /// (odd) and offsets `b`, one of each per permutation.
+    pub fn new(kind: &str, a: Vec<u32>, b: Vec<u32>) -> Result<Self> {
+        if a.len() != b.len() || a.is_empty() {
+            return Err(CoreError::InvalidArgument(
+                "permutation parameters a and b must be non-empty and of equal length".into(),
+            ));
+        }
+        if a.iter().any(|&x| x % 2 == 0) {
+            return Err(CoreError::InvalidArgument(
+                "permutation multipliers a must be odd".into(),
+            ));
+        }
+        match kind {
+            "fast" => Ok(Family::Fast { a, b }),
+            "datasketch" => Ok(Family::Datasketch { a, b }),
+            other => Err(CoreError::InvalidArgument(format!(
+                "unknown permutation family {other:?}"
+            ))),
+        }
+    }
+
     pub fn num_perm(&self) -> usize {
         self.ab().0.len()
     }
@@ -768,13 +839,18 @@ pub fn signatures(
     family: &Family,
     n: usize,
     parts: &PartsFn<'_>,
-) -> Vec<u32> {
+    ctx: &Ctx,
+) -> Result<Vec<u32>> {
     let rows: Vec<usize> = (0..n).collect();
-    rows.par_chunks(CHUNK)
+    let sigs = rows
+        .par_chunks(CHUNK)
         .flat_map_iter(|chunk| {
             let mut sh = Shingler::new(tables, norm, kind);
             let (mut p, mut sig) = (Vec::new(), Vec::new());
             let mut out = Vec::with_capacity(chunk.len() * family.num_perm());
+            if ctx.stopped() {
+                return out;
+            }
             for &i in chunk {
                 p.clear();
                 parts(i, &mut p);
@@ -783,7 +859,9 @@ pub fn signatures(
             }
             out
         })
-        .collect()
+        .collect();
+    ctx.check()?;
+    Ok(sigs)
 }
 
 /// LSH band keys of every row, straight from its shingles: the signatures
@@ -802,6 +880,7 @@ pub fn row_band_keys(
     parts: &PartsFn<'_>,
     bands: usize,
     rows: usize,
+    ctx: &Ctx,
 ) -> Result<(Vec<u64>, Vec<bool>)> {
     let num_perm = family.num_perm();
     band_keys(&[], num_perm, bands, rows)?; // checks the banding
@@ -814,6 +893,9 @@ pub fn row_band_keys(
         .zip(short.par_chunks_mut(CHUNK))
         .enumerate()
         .for_each(|(c, (dst, sh_out))| {
+            if ctx.stopped() {
+                return;
+            }
             let mut sh = Shingler::new(tables, norm, kind);
             let (mut p, mut sig) = (Vec::new(), Vec::new());
             for (k, (out, is_short)) in dst.chunks_mut(bands).zip(sh_out.iter_mut()).enumerate() {
@@ -824,6 +906,7 @@ pub fn row_band_keys(
                 row_keys(&sig, bands, rows, out);
             }
         });
+    ctx.check()?;
     Ok((keys, short))
 }
 
@@ -868,11 +951,15 @@ pub fn candidates(
     bands: usize,
     max_bucket: usize,
     keep: &(dyn Fn(u32, u32) -> bool + Sync),
-) -> Vec<(u32, u32)> {
+    ctx: &Ctx,
+) -> Result<Vec<(u32, u32)>> {
     let n = keys.len() / bands;
     let per_band: Vec<Vec<(u32, u32)>> = (0..bands)
         .into_par_iter()
         .map(|b| {
+            if ctx.stopped() {
+                return Vec::new();
+            }
             let mut col: Vec<(u64, u32)> = (0..n)
                 .filter(|&i| keys[i * bands + b] != u64::MAX)
                 .map(|i| (keys[i * bands + b], i as u32))
@@ -904,10 +991,11 @@ pub fn candidates(
             out
         })
         .collect();
+    ctx.check()?;
     let mut all: Vec<(u32, u32)> = per_band.into_iter().flatten().collect();
     all.par_sort_unstable();
     all.dedup();
-    all
+    Ok(all)
 }
 
 /// Exact Jaccard similarity of the shingle sets of each pair `(i, j)`, rows
@@ -920,7 +1008,8 @@ pub fn jaccard_pairs<'a>(
     pairs: &[(u32, u32)],
     parts: &PartsFn<'a>,
     parts_j: &PartsFn<'a>,
-) -> Vec<f64> {
+    ctx: &Ctx,
+) -> Result<Vec<f64>> {
     // runs of pairs with the same first row, in parallel
     let runs: Vec<&[(u32, u32)]> = pairs.chunk_by(|a, b| a.0 == b.0).collect();
     fn make<'a>(
@@ -934,7 +1023,8 @@ pub fn jaccard_pairs<'a>(
         f(row as usize, p);
         sh.shingle_set(p, set);
     }
-    runs.par_iter()
+    let sims = runs
+        .par_iter()
         .map_init(
             || {
                 (
@@ -944,6 +1034,9 @@ pub fn jaccard_pairs<'a>(
                 )
             },
             |(sh, a, b), run| {
+                if ctx.stopped() {
+                    return vec![0.0; run.len()];
+                }
                 let mut p = Vec::new();
                 make(sh, &mut p, run[0].0, parts, a);
                 run.iter()
@@ -955,7 +1048,9 @@ pub fn jaccard_pairs<'a>(
             },
         )
         .flatten_iter()
-        .collect()
+        .collect();
+    ctx.check()?;
+    Ok(sims)
 }
 
 /// Union-find clusters over `edges` of `n` rows: per row, the smallest row
@@ -1053,7 +1148,7 @@ mod tests {
             "other ",
         ];
         let f = |i: usize, p: &mut Vec<(&str, &str)>| p.push(("", rows[i]));
-        let g = exact_groups(&tables(), NORM, rows.len(), &f).unwrap();
+        let g = exact_groups(&tables(), NORM, rows.len(), &f, &Ctx::new()).unwrap();
         assert_eq!(g, vec![0, 0, 2, 0, 2]);
         let strict = Norm {
             nfkc: false,
@@ -1061,7 +1156,7 @@ mod tests {
             whitespace: false,
         };
         assert_eq!(
-            exact_groups(&tables(), strict, rows.len(), &f).unwrap(),
+            exact_groups(&tables(), strict, rows.len(), &f, &Ctx::new()).unwrap(),
             vec![0, 1, 2, 3, 4]
         );
     }
@@ -1071,7 +1166,10 @@ mod tests {
         let f = |i: usize, p: &mut Vec<(&str, &str)>| {
             p.push((if i == 0 { "user" } else { "assistant" }, "same words"))
         };
-        assert_eq!(exact_groups(&tables(), NORM, 2, &f).unwrap(), vec![0, 1]);
+        assert_eq!(
+            exact_groups(&tables(), NORM, 2, &f, &Ctx::new()).unwrap(),
+            vec![0, 1]
+        );
     }
 
     #[test]
@@ -1085,7 +1183,16 @@ mod tests {
             "nothing alike here at all",
         ];
         let f = |i: usize, p: &mut Vec<(&str, &str)>| p.push(("", rows[i]));
-        let j = jaccard_pairs(&t, NORM, Shingle::Word(2), &[(0, 1), (0, 2)], &f, &f);
+        let j = jaccard_pairs(
+            &t,
+            NORM,
+            Shingle::Word(2),
+            &[(0, 1), (0, 2)],
+            &f,
+            &f,
+            &Ctx::new(),
+        )
+        .unwrap();
         assert!((j[0] - 4.0 / 6.0).abs() < 1e-12 && j[1] == 0.0);
     }
 
@@ -1103,9 +1210,18 @@ mod tests {
             a: (0..16).map(|i| 2 * i as u32 + 1).collect(),
             b: (0..16).collect(),
         };
-        let sigs = signatures(&t, NORM, Shingle::Word(3), &fam, rows.len(), &f);
+        let sigs = signatures(
+            &t,
+            NORM,
+            Shingle::Word(3),
+            &fam,
+            rows.len(),
+            &f,
+            &Ctx::new(),
+        )
+        .unwrap();
         let keys = band_keys(&sigs, 16, 4, 4).unwrap();
-        let c = candidates(&keys, 4, 64, &|_, _| true);
+        let c = candidates(&keys, 4, 64, &|_, _| true, &Ctx::new()).unwrap();
         assert_eq!(c, vec![(0, 1)]);
         assert_eq!(clusters(4, &c), vec![0, 0, 2, 3]);
     }

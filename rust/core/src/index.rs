@@ -35,6 +35,7 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
+use crate::exec::Ctx;
 use crate::hash::{extend, key, pow_b, IdentityBuild, B, SEED};
 use crate::tokenize::{tokenize, tokenize_with, Masks, Tokens, MAX_TEXT_BYTES};
 use crate::unicode::UnicodeTables;
@@ -50,6 +51,35 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method named `name`: `"reference"` (every n-gram size in
+    /// `ngram_range`) or `"precise"` (size `n`, texts under `min_tokens`
+    /// tokens not indexed).
+    pub fn from_name(
+        name: &str,
+        ngram_range: (usize, usize),
+        n: usize,
+        min_tokens: usize,
+    ) -> Result<Self> {
+        match name {
+            "reference" => Ok(Method::Reference {
+                min_n: ngram_range.0,
+                max_n: ngram_range.1,
+            }),
+            "precise" => Ok(Method::Precise { n, min_tokens }),
+            other => Err(CoreError::InvalidArgument(format!(
+                "unknown method {other:?}: use 'reference' or 'precise'"
+            ))),
+        }
+    }
+
+    /// The method's name (see [`Method::from_name`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Reference { .. } => "reference",
+            Method::Precise { .. } => "precise",
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         match *self {
             Method::Reference { min_n, max_n } => {
@@ -382,6 +412,18 @@ impl BenchmarkIndex {
         ids: Vec<String>,
         subsets: Vec<String>,
     ) -> Result<Self> {
+        Self::build_with(tables, method, texts, ids, subsets, &Ctx::new())
+    }
+
+    /// [`BenchmarkIndex::build`], cancellable through `ctx`.
+    pub fn build_with(
+        tables: Arc<UnicodeTables>,
+        method: Method,
+        texts: Vec<String>,
+        ids: Vec<String>,
+        subsets: Vec<String>,
+        ctx: &Ctx,
+    ) -> Result<Self> {
         method.validate()?;
         if ids.len() != texts.len() || subsets.len() != texts.len() {
             return Err(CoreError::InvalidArgument(format!(
@@ -417,6 +459,9 @@ impl BenchmarkIndex {
                     spans: Vec::new(),
                     hashes: Vec::new(),
                 };
+                if ctx.stopped() {
+                    return part;
+                }
                 let (mut low, mut toks, mut masks) =
                     (String::new(), Tokens::default(), Masks::default());
                 for t in chunk {
@@ -430,6 +475,7 @@ impl BenchmarkIndex {
                 part
             })
             .collect();
+        ctx.check()?;
         let n_toks: usize = parts.iter().map(|p| p.hashes.len()).sum();
         let mut low = String::with_capacity(parts.iter().map(|p| p.low.len()).sum());
         let mut tok_start = Vec::with_capacity(n_docs + 1);
@@ -492,7 +538,7 @@ impl BenchmarkIndex {
             doc_grams: vec![0; n_docs],
             doc_sorted,
         };
-        idx.intern_roots()?;
+        idx.intern_roots(ctx)?;
         Ok(idx)
     }
 
@@ -532,7 +578,7 @@ impl BenchmarkIndex {
         word & mask == mask
     }
 
-    fn intern_roots(&mut self) -> Result<()> {
+    fn intern_roots(&mut self, ctx: &Ctx) -> Result<()> {
         let n_docs = self.texts.len();
         // every root position, in document order: (key, first token, doc, length)
         let doc_ids: Vec<usize> = (0..n_docs).collect();
@@ -540,6 +586,9 @@ impl BenchmarkIndex {
             .par_chunks(64)
             .flat_map_iter(|docs| {
                 let mut out = Vec::new();
+                if ctx.stopped() {
+                    return out;
+                }
                 for &d in docs {
                     let base = self.tok_start[d];
                     let t = self.tok_start[d + 1] - base;
@@ -561,6 +610,7 @@ impl BenchmarkIndex {
                 out
             })
             .collect();
+        ctx.check()?;
         if positions.len() >= u32::MAX as usize {
             return Err(CoreError::InvalidArgument(
                 "benchmark: more than 2^32 - 1 n-gram occurrences".into(),
@@ -572,35 +622,44 @@ impl BenchmarkIndex {
             .into_par_iter()
             .map(|s| {
                 let mut sh = Shard::default();
+                if ctx.stopped() {
+                    return sh;
+                }
                 let mut seen: Vec<(u32, u32)> = Vec::new();
-                for &(k, at, d, lo) in positions.iter().filter(|p| shard_of(p.0) == s) {
-                    let (at, lo) = (at as usize, lo as usize);
-                    let found = find_in(self, &sh.table, &sh.roots, k, &Own(self), at, lo);
-                    let g = found.unwrap_or_else(|| {
-                        let id = sh.roots.len() as u32;
-                        // new roots go to the head of their key's chain
-                        let next = sh.table.insert(k, id).unwrap_or(NONE);
-                        sh.roots.push(Root {
-                            tok: at as u64,
-                            len: lo as u32,
-                            next,
-                            ..Root::default()
+                for block in positions.chunks(1 << 16) {
+                    if ctx.stopped() {
+                        return sh;
+                    }
+                    for &(k, at, d, lo) in block.iter().filter(|p| shard_of(p.0) == s) {
+                        let (at, lo) = (at as usize, lo as usize);
+                        let found = find_in(self, &sh.table, &sh.roots, k, &Own(self), at, lo);
+                        let g = found.unwrap_or_else(|| {
+                            let id = sh.roots.len() as u32;
+                            // new roots go to the head of their key's chain
+                            let next = sh.table.insert(k, id).unwrap_or(NONE);
+                            sh.roots.push(Root {
+                                tok: at as u64,
+                                len: lo as u32,
+                                next,
+                                ..Root::default()
+                            });
+                            seen.push((NONE, 0));
+                            id
                         });
-                        seen.push((NONE, 0));
-                        id
-                    });
-                    sh.occ.push((g, at as u64));
-                    let (last_doc, slot) = seen[g as usize];
-                    if last_doc == d {
-                        sh.counts[slot as usize].1.count += 1;
-                    } else {
-                        seen[g as usize] = (d, sh.counts.len() as u32);
-                        sh.counts.push((g, Posting { doc: d, count: 1 }));
+                        sh.occ.push((g, at as u64));
+                        let (last_doc, slot) = seen[g as usize];
+                        if last_doc == d {
+                            sh.counts[slot as usize].1.count += 1;
+                        } else {
+                            seen[g as usize] = (d, sh.counts.len() as u32);
+                            sh.counts.push((g, Posting { doc: d, count: 1 }));
+                        }
                     }
                 }
                 sh
             })
             .collect();
+        ctx.check()?;
         let n_roots: usize = shards.iter().map(|s| s.roots.len()).sum();
         if n_roots >= NONE as usize - 1 {
             return Err(CoreError::InvalidArgument(
@@ -980,6 +1039,25 @@ impl BenchmarkIndex {
         row_offset: u64,
         spans: bool,
     ) -> Result<ReferenceScan> {
+        self.scan_reference_with(texts, row_offset, spans, &Ctx::new())
+    }
+
+    /// The reference scan of all of `texts` (rows numbered from 0), with
+    /// progress in rows through `ctx` (see [`BenchmarkIndex::scan_reference`]).
+    pub fn scan(&self, texts: &[&str], spans: bool, ctx: &Ctx) -> Result<ReferenceScan> {
+        ctx.set_total(texts.len() as u64);
+        self.scan_reference_with(texts, 0, spans, ctx)
+    }
+
+    /// [`BenchmarkIndex::scan_reference`], cancellable through `ctx`, which
+    /// counts the rows done.
+    pub fn scan_reference_with(
+        &self,
+        texts: &[&str],
+        row_offset: u64,
+        spans: bool,
+        ctx: &Ctx,
+    ) -> Result<ReferenceScan> {
         check_text_sizes(texts, row_offset)?;
         let n_docs = self.len();
         let parts: Vec<ReferenceScan> = texts
@@ -989,6 +1067,9 @@ impl BenchmarkIndex {
                 || (Scratch::new(n_docs), Vec::new()),
                 |(s, pairs), (c, chunk)| {
                     let mut out = ReferenceScan::default();
+                    if ctx.stopped() {
+                        return out;
+                    }
                     for (k, text) in chunk.iter().enumerate() {
                         pairs.clear();
                         self.score_one(text, s, pairs);
@@ -1027,10 +1108,12 @@ impl BenchmarkIndex {
                             span,
                         });
                     }
+                    ctx.advance(chunk.len() as u64);
                     out
                 },
             )
             .collect();
+        ctx.check()?;
         let mut all = ReferenceScan::default();
         for p in parts {
             all.matches.extend(p.matches);
@@ -1042,6 +1125,17 @@ impl BenchmarkIndex {
     /// First pass of the precise method: the distinct gram ids each text hits,
     /// as CSR (`offsets.len() == texts.len() + 1`).
     pub fn precise_hits(&self, texts: &[&str], row_offset: u64) -> Result<(Vec<u64>, Vec<u32>)> {
+        self.precise_hits_with(texts, row_offset, &Ctx::new())
+    }
+
+    /// [`BenchmarkIndex::precise_hits`], cancellable through `ctx`, which
+    /// counts the rows done.
+    pub fn precise_hits_with(
+        &self,
+        texts: &[&str],
+        row_offset: u64,
+        ctx: &Ctx,
+    ) -> Result<(Vec<u64>, Vec<u32>)> {
         if self.has_subtrees() {
             return Err(CoreError::InvalidArgument(
                 "precise scan of an index built for the reference method".into(),
@@ -1055,6 +1149,9 @@ impl BenchmarkIndex {
                 |s, chunk| {
                     let mut lens = Vec::with_capacity(chunk.len());
                     let mut ids = Vec::new();
+                    if ctx.stopped() {
+                        return (lens, ids);
+                    }
                     for text in chunk {
                         self.tokenize_into(text, s);
                         s.hits.clear();
@@ -1069,10 +1166,12 @@ impl BenchmarkIndex {
                         lens.push(s.hits.len() as u32);
                         ids.extend(s.hits.iter().map(|&h| (h >> 32) as u32));
                     }
+                    ctx.advance(chunk.len() as u64);
                     (lens, ids)
                 },
             )
             .collect();
+        ctx.check()?;
         let mut offsets = Vec::with_capacity(texts.len() + 1);
         offsets.push(0u64);
         let mut ids = Vec::new();
@@ -1103,6 +1202,42 @@ impl BenchmarkIndex {
         params: PreciseParams,
         row_offset: u64,
     ) -> Vec<PreciseMatch> {
+        self.precise_matches_with(offsets, hit_ids, df, params, row_offset, &Ctx::new())
+            .expect("not cancelled")
+    }
+
+    /// The precise scan of all of `texts` (rows numbered from 0): both
+    /// passes, with progress through `ctx` (two units per row: one per pass).
+    pub fn scan_precise(
+        &self,
+        texts: &[&str],
+        params: PreciseParams,
+        ctx: &Ctx,
+    ) -> Result<Vec<PreciseMatch>> {
+        if !(0.0..=1.0).contains(&params.min_coverage) {
+            return Err(CoreError::InvalidArgument(format!(
+                "min_coverage must be in [0, 1], got {}",
+                params.min_coverage
+            )));
+        }
+        ctx.set_total(2 * texts.len() as u64);
+        let (offsets, ids) = self.precise_hits_with(texts, 0, ctx)?;
+        let mut df = Vec::new();
+        self.gram_df(&ids, &mut df);
+        self.precise_matches_with(&offsets, &ids, &df, params, 0, ctx)
+    }
+
+    /// [`BenchmarkIndex::precise_matches`], cancellable through `ctx`, which
+    /// counts the rows done.
+    pub fn precise_matches_with(
+        &self,
+        offsets: &[u64],
+        hit_ids: &[u32],
+        df: &[u64],
+        params: PreciseParams,
+        row_offset: u64,
+        ctx: &Ctx,
+    ) -> Result<Vec<PreciseMatch>> {
         let n_rows = offsets.len().saturating_sub(1);
         let rows: Vec<usize> = (0..n_rows).collect();
         let n_docs = self.len();
@@ -1123,6 +1258,9 @@ impl BenchmarkIndex {
                 || (vec![(0u32, 0u32); n_docs], Vec::<u32>::new()),
                 |(shared, touched), chunk| {
                     let mut out = Vec::new();
+                    if ctx.stopped() {
+                        return out;
+                    }
                     for &r in chunk {
                         let ids = &hit_ids[offsets[r] as usize..offsets[r + 1] as usize];
                         for &g in ids {
@@ -1162,11 +1300,13 @@ impl BenchmarkIndex {
                         }
                         touched.clear();
                     }
+                    ctx.advance(chunk.len() as u64);
                     out
                 },
             )
             .collect();
-        parts.concat()
+        ctx.check()?;
+        Ok(parts.concat())
     }
 
     /// The longest run of consecutive tokens `view` shares with benchmark
@@ -1233,6 +1373,41 @@ impl BenchmarkIndex {
             end: sources[b - 1].1,
             tokens: len,
         }
+    }
+
+    /// For each `k`: [`BenchmarkIndex::longest_span`] of `texts[rows[k]]`
+    /// and benchmark doc `docs[k]`, in parallel.
+    pub fn longest_spans(
+        &self,
+        texts: &[&str],
+        rows: &[u64],
+        docs: &[u32],
+        ctx: &Ctx,
+    ) -> Result<Vec<Option<Span>>> {
+        if rows.len() != docs.len() {
+            return Err(CoreError::InvalidArgument(
+                "rows and docs must have the same length".into(),
+            ));
+        }
+        for (&r, &d) in rows.iter().zip(docs) {
+            if r as usize >= texts.len() || d as usize >= self.len() {
+                return Err(CoreError::InvalidArgument(format!(
+                    "row {r} / benchmark text {d} out of range"
+                )));
+            }
+        }
+        let spans = rows
+            .par_iter()
+            .zip(docs.par_iter())
+            .map(|(&r, &d)| {
+                if ctx.stopped() {
+                    return None;
+                }
+                self.longest_span(texts[r as usize], d as usize)
+            })
+            .collect();
+        ctx.check()?;
+        Ok(spans)
     }
 
     /// The longest run of consecutive tokens `text` shares with benchmark doc

@@ -7,24 +7,31 @@
 //!   plus the precise method (one n-gram size, stop-grams, coverage).
 //! * [`persist`]: saving and loading an index.
 //! * [`select`]: top-k / top-fraction per group.
+//! * [`rows`]: the input columns (traits over borrowed `&str`) and the pair
+//!   model: which parts of a preference pair a key covers at each level.
 //! * [`dedup`]: exact and MinHash/LSH near-duplicates, verified, clustered.
 //! * [`pairid`]: content-hash ids of pairs, equal to the Python definition.
+//! * [`exec`]: running on a thread pool (fork-safe), cancellation, progress.
 //!
-//! No Python here: the `prefcurate-python` crate is glue only.
+//! No Python here: the `prefcurate-python` crate is glue only.  Every long
+//! loop takes an [`exec::Ctx`] and stops between chunks when it is cancelled.
 
 pub mod dedup;
 pub mod error;
+pub mod exec;
 pub mod hash;
 pub mod index;
 pub mod pairid;
 pub mod persist;
+pub mod rows;
 pub mod select;
 pub mod tokenize;
 pub mod unicode;
 #[rustfmt::skip]
 mod unicode_data;
 
-pub use error::{CoreError, Result};
+pub use error::{CoreError, Result, RowProblem};
+pub use exec::{make_pool, run_in, Ctx};
 pub use index::{
     BenchmarkIndex, Flagged, Match, Method, PreciseMatch, PreciseParams, ReferenceScan, Span,
 };
@@ -32,27 +39,3 @@ pub use unicode::UnicodeTables;
 
 /// The Unicode version of the tables compiled into this crate.
 pub const BUILTIN_UNICODE_VERSION: &str = unicode_data::UNICODE_VERSION;
-
-/// A rayon pool of `threads` threads, or `None` for the global pool.
-pub fn make_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {
-    match threads {
-        None => Ok(None),
-        Some(0) => Err(CoreError::InvalidArgument(
-            "num_threads must be at least 1".into(),
-        )),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("prefcurate-{i}"))
-            .build()
-            .map(Some)
-            .map_err(|e| CoreError::InvalidArgument(format!("cannot start {n} threads: {e}"))),
-    }
-}
-
-/// Run `f` on `pool` (or the global pool).
-pub fn run_in<T: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
-    match pool {
-        Some(p) => p.install(f),
-        None => f(),
-    }
-}

@@ -10,6 +10,11 @@
 //! `prefcurate.schema.pair_id` exactly.
 
 use blake2b_simd::Params;
+use rayon::prelude::*;
+
+use crate::error::{CoreError, Result, RowProblem};
+use crate::exec::Ctx;
+use crate::rows::{MsgColumn, StrColumn};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -125,6 +130,65 @@ pub fn pair_id_into(
     }
 }
 
+/// Rows per parallel work item of [`pair_ids`].
+const CHUNK: usize = 2048;
+
+/// The ids of pairs `(source[i], chosen[i], rejected[i])` (see
+/// [`pair_id_into`]): the UTF-8 bytes of all ids, and their offsets
+/// (`n + 1`), as an Arrow string array holds them.  An error names the
+/// first row with a null source, message list, role or content.
+pub fn pair_ids(
+    source: &dyn StrColumn,
+    chosen: &dyn MsgColumn,
+    rejected: &dyn MsgColumn,
+    ctx: &Ctx,
+) -> Result<(Vec<u8>, Vec<i64>)> {
+    let n = source.len();
+    if chosen.len() != n || rejected.len() != n {
+        return Err(CoreError::InvalidArgument(format!(
+            "source, chosen and rejected have {n}, {} and {} rows",
+            chosen.len(),
+            rejected.len()
+        )));
+    }
+    let parts: Vec<Result<(Vec<u8>, Vec<usize>)>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (mut buf, mut out, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+            ctx.check()?;
+            let (mut m_c, mut m_r) = (Vec::new(), Vec::new());
+            for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
+                let s = source
+                    .get(i)
+                    .ok_or_else(|| CoreError::row("source", i, RowProblem::Null))?;
+                m_c.clear();
+                m_r.clear();
+                chosen
+                    .messages(i, &mut m_c)
+                    .map_err(|p| CoreError::row("chosen", i, p))?;
+                rejected
+                    .messages(i, &mut m_r)
+                    .map_err(|p| CoreError::row("rejected", i, p))?;
+                pair_id_into(s, &m_c, &m_r, &mut buf, &mut out);
+                ends.push(out.len());
+            }
+            Ok((out, ends))
+        })
+        .collect();
+    ctx.check()?;
+    let mut data = Vec::new();
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0i64);
+    for part in parts {
+        // the first error in row order
+        let (bytes, ends) = part?;
+        let base = data.len() as i64;
+        offsets.extend(ends.iter().map(|&e| base + e as i64));
+        data.extend_from_slice(&bytes);
+    }
+    Ok((data, offsets))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +251,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ids_of_columns_and_first_bad_row() {
+        let n = 5000;
+        let sources: Vec<Option<&str>> = (0..n).map(|_| Some("s")).collect();
+        let empty: Vec<Vec<(&str, &str)>> = vec![Vec::new(); n];
+        let (data, offs) = pair_ids(&sources, &empty, &empty, &Ctx::new()).unwrap();
+        assert_eq!(offs.len(), n + 1);
+        assert_eq!(&data[..offs[1] as usize], b"s-9ab23223348d3591");
+        let mut bad = sources.clone();
+        bad[4500] = None;
+        bad[2100] = None;
+        let e = pair_ids(&bad, &empty, &empty, &Ctx::new()).unwrap_err();
+        assert_eq!(e.to_string(), "source: row 2100 is null");
+        assert!(pair_ids(&&bad[..3], &empty, &empty, &Ctx::new()).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{CoreError, Result};
+use crate::exec::Ctx;
 use crate::hash::hash_bytes;
 use crate::index::{BenchmarkIndex, Method};
 use crate::unicode::UnicodeTables;
@@ -90,6 +91,16 @@ impl<'a> Reader<'a> {
 
 /// Parse bytes written by [`to_bytes`]; `path` only names the source in errors.
 pub fn from_bytes(buf: &[u8], path: &Path, tables: Arc<UnicodeTables>) -> Result<BenchmarkIndex> {
+    from_bytes_with(buf, path, tables, &Ctx::new())
+}
+
+/// [`from_bytes`], cancellable through `ctx`.
+pub fn from_bytes_with(
+    buf: &[u8],
+    path: &Path,
+    tables: Arc<UnicodeTables>,
+    ctx: &Ctx,
+) -> Result<BenchmarkIndex> {
     let bad = |reason: String| CoreError::IndexFormat {
         path: path.to_path_buf(),
         reason,
@@ -141,7 +152,7 @@ pub fn from_bytes(buf: &[u8], path: &Path, tables: Arc<UnicodeTables>) -> Result
     if r.at != body.len() {
         return Err(bad(format!("{} trailing bytes", body.len() - r.at)));
     }
-    BenchmarkIndex::build(tables, method, texts, ids, subsets)
+    BenchmarkIndex::build_with(tables, method, texts, ids, subsets, ctx)
 }
 
 /// Write `index` to `path` (atomically: a temporary file, then a rename).
@@ -161,6 +172,11 @@ pub fn save(index: &BenchmarkIndex, path: &Path) -> Result<()> {
 
 /// Read an index written by [`save`], tokenising with `tables`.
 pub fn load(path: &Path, tables: Arc<UnicodeTables>) -> Result<BenchmarkIndex> {
+    load_with(path, tables, &Ctx::new())
+}
+
+/// [`load`], cancellable through `ctx`.
+pub fn load_with(path: &Path, tables: Arc<UnicodeTables>, ctx: &Ctx) -> Result<BenchmarkIndex> {
     let io = |source| CoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -170,7 +186,7 @@ pub fn load(path: &Path, tables: Arc<UnicodeTables>) -> Result<BenchmarkIndex> {
         .map_err(io)?
         .read_to_end(&mut buf)
         .map_err(io)?;
-    from_bytes(&buf, path, tables)
+    from_bytes_with(&buf, path, tables, ctx)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use std::cmp::Ordering;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
+use crate::exec::Ctx;
+use crate::rows::StrColumn;
 
 /// How many rows of a group to keep.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +30,19 @@ pub enum Quota {
 }
 
 impl Quota {
+    /// The quota `(kind, a, b)`: `("all", _, _)`, `("k", k, _)` or
+    /// `("ratio", num, den)`.
+    pub fn from_parts(kind: &str, a: u64, b: u64) -> Result<Self> {
+        match kind {
+            "all" => Ok(Quota::All),
+            "k" => Ok(Quota::K(a)),
+            "ratio" => Ok(Quota::Ratio(a, b)),
+            _ => Err(CoreError::InvalidArgument(format!(
+                "bad quota ({kind:?}, {a}, {b})"
+            ))),
+        }
+    }
+
     fn take(&self, n: usize) -> usize {
         match *self {
             Quota::All => n,
@@ -79,6 +94,7 @@ pub fn select_top(
     quotas: &[Quota],
     tie: Option<&(dyn Fn(u32, u32) -> Ordering + Sync)>,
     ranks: bool,
+    ctx: &Ctx,
 ) -> Result<Selection> {
     let n = scores.len();
     if groups.len() != n {
@@ -115,6 +131,9 @@ pub fn select_top(
         .zip(scores.par_chunks(CHUNK))
         .map(|(gs, ss)| {
             let mut c = vec![0u32; n_groups];
+            if ctx.stopped() {
+                return c;
+            }
             for (&g, &s) in gs.iter().zip(ss) {
                 if g != u32::MAX && !s.is_nan() {
                     c[g as usize] += 1;
@@ -123,6 +142,7 @@ pub fn select_top(
             c
         })
         .collect();
+    ctx.check()?;
     let mut group_start = vec![0usize; n_groups + 1];
     for c in &chunk_counts {
         for (g, &k) in c.iter().enumerate() {
@@ -166,6 +186,9 @@ pub fn select_top(
         .into_par_iter()
         .enumerate()
         .map(|(g, rows)| {
+            if ctx.stopped() {
+                return (0, f64::NAN);
+            }
             let q = quotas[g].take(rows.len());
             if q == 0 {
                 if ranks {
@@ -181,6 +204,7 @@ pub fn select_top(
             (q, rows[q - 1].0)
         })
         .collect();
+    ctx.check()?;
     let mut rank = if ranks { vec![0u32; n] } else { Vec::new() };
     let mut sel = Selection {
         cutoff: per_group.iter().map(|p| p.1).collect(),
@@ -206,14 +230,43 @@ pub fn select_top(
     Ok(sel)
 }
 
-/// Dictionary-encode `n` nullable strings read by `get`: per row the number of
+/// [`select_top`] with equal scores ordered by a string column `tie`
+/// (ascending by bytes, nulls last), which must have a row per score.
+pub fn select_top_by(
+    scores: &[f64],
+    groups: &[u32],
+    quotas: &[Quota],
+    tie: Option<&dyn StrColumn>,
+    ranks: bool,
+    ctx: &Ctx,
+) -> Result<Selection> {
+    let Some(col) = tie else {
+        return select_top(scores, groups, quotas, None, ranks, ctx);
+    };
+    if col.len() != scores.len() {
+        return Err(CoreError::InvalidArgument(format!(
+            "tie_break column has {} rows, scores {}",
+            col.len(),
+            scores.len()
+        )));
+    }
+    let cmp = |a: u32, b: u32| -> Ordering {
+        match (col.get(a as usize), col.get(b as usize)) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+    };
+    select_top(scores, groups, quotas, Some(&cmp), ranks, ctx)
+}
+
+/// Dictionary-encode a column of nullable strings: per row the number of
 /// its distinct value (in order of first appearance), `u32::MAX` for null,
 /// and the distinct values.  Parallel over row ranges, deterministic.
-pub fn encode<'a>(
-    n: usize,
-    get: &(dyn Fn(usize) -> Option<&'a str> + Sync),
-) -> (Vec<u32>, Vec<String>) {
+pub fn encode(col: &dyn StrColumn, ctx: &Ctx) -> Result<(Vec<u32>, Vec<String>)> {
     use std::collections::HashMap;
+    let n = col.len();
     let ranges: Vec<(usize, usize)> = (0..n)
         .step_by(CHUNK)
         .map(|a| (a, (a + CHUNK).min(n)))
@@ -223,8 +276,11 @@ pub fn encode<'a>(
         .map(|&(a, b)| {
             let mut map: HashMap<&str, u32> = HashMap::new();
             let mut names = Vec::new();
+            if ctx.stopped() {
+                return (Vec::new(), names);
+            }
             let ids = (a..b)
-                .map(|i| match get(i) {
+                .map(|i| match col.get(i) {
                     None => u32::MAX,
                     Some(s) => *map.entry(s).or_insert_with(|| {
                         names.push(s);
@@ -235,6 +291,7 @@ pub fn encode<'a>(
             (ids, names)
         })
         .collect();
+    ctx.check()?;
     let mut global: HashMap<&str, u32> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
     let mut out = Vec::with_capacity(n);
@@ -253,7 +310,7 @@ pub fn encode<'a>(
                 .map(|i| if i == u32::MAX { i } else { remap[i as usize] }),
         );
     }
-    (out, names)
+    Ok((out, names))
 }
 
 #[cfg(test)]
@@ -264,12 +321,14 @@ mod tests {
     fn top_fraction_per_group_with_ties_and_nan() {
         let scores = [1.0, 5.0, 3.0, f64::NAN, 5.0, 2.0, 9.0, 0.5, 7.0, 7.0];
         let groups = [0, 0, 0, 0, 0, 1, 1, 1, 1, u32::MAX];
+        let ctx = Ctx::new();
         let sel = select_top(
             &scores,
             &groups,
             &[Quota::Ratio(1, 2), Quota::K(2)],
             None,
             true,
+            &ctx,
         )
         .unwrap();
         use reason::*;
@@ -299,6 +358,7 @@ mod tests {
             &[Quota::Ratio(1, 2), Quota::K(2)],
             None,
             false,
+            &ctx,
         )
         .unwrap();
         assert_eq!(fast.reason, sel.reason);
@@ -309,18 +369,30 @@ mod tests {
         let scores = [1.0, 1.0, 1.0];
         let groups = [0, 0, 0];
         let ids = ["c", "a", "b"];
+        let ctx = Ctx::new();
         let tie = |a: u32, b: u32| ids[a as usize].cmp(ids[b as usize]);
-        let sel = select_top(&scores, &groups, &[Quota::K(1)], Some(&tie), true).unwrap();
+        let sel = select_top(&scores, &groups, &[Quota::K(1)], Some(&tie), true, &ctx).unwrap();
         assert_eq!(sel.rank, vec![3, 1, 2]);
-        assert!(select_top(&scores, &groups, &[Quota::Ratio(3, 2)], None, false).is_err());
+        // the same by a column, nulls last
+        let col = [Some("c"), None, Some("b")];
+        let sel = select_top_by(&scores, &groups, &[Quota::K(1)], Some(&col), true, &ctx).unwrap();
+        assert_eq!(sel.rank, vec![2, 3, 1]);
+        let short = &col[..2];
+        assert!(select_top_by(&scores, &groups, &[Quota::K(1)], Some(&short), true, &ctx).is_err());
+        assert!(select_top(&scores, &groups, &[Quota::Ratio(3, 2)], None, false, &ctx).is_err());
         assert_eq!(Quota::Ratio(29, 100).take(100), 29);
-        assert!(select_top(&scores, &[0, 1, 0], &[Quota::All], None, false).is_err());
+        assert!(select_top(&scores, &[0, 1, 0], &[Quota::All], None, false, &ctx).is_err());
+        assert!(Quota::from_parts("nope", 1, 1).is_err());
+        assert_eq!(
+            Quota::from_parts("ratio", 1, 3).unwrap(),
+            Quota::Ratio(1, 3)
+        );
     }
 
     #[test]
     fn encode_in_order_of_first_appearance() {
         let v = [Some("b"), Some("a"), None, Some("b")];
-        let (ids, names) = encode(v.len(), &|i| v[i]);
+        let (ids, names) = encode(&v, &Ctx::new()).unwrap();
         assert_eq!(ids, vec![0, 1, u32::MAX, 0]);
         assert_eq!(names, vec!["b", "a"]);
     }

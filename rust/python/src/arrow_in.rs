@@ -6,11 +6,16 @@
 //! and `string_view` columns are read in place: sliced arrays and chunks are
 //! handled by the Arrow views, nulls are reported with their row, and the
 //! bytes are checked to be UTF-8 once per chunk.
+//!
+//! [`StrCol`] and [`MsgCol`] implement the core's column traits
+//! ([`StrColumn`], [`MsgColumn`]): this file is the binding's only Arrow code.
 
 use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{ArrayStreamReader, FFI_ArrowArrayStream};
 use arrow_array::{make_array, Array, ArrayRef, BinaryViewArray, LargeStringArray, StringArray};
 use arrow_schema::DataType;
+use prefcurate_core::rows::{MsgColumn, StrColumn};
+use prefcurate_core::RowProblem;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyCapsule, PyCapsuleMethods, PyList, PyString, PyTuple};
@@ -313,6 +318,16 @@ impl StrCol {
     }
 }
 
+impl StrColumn for StrCol {
+    fn len(&self) -> usize {
+        StrCol::len(self)
+    }
+    #[inline]
+    fn get(&self, i: usize) -> Option<&str> {
+        StrCol::get(self, i)
+    }
+}
+
 /// A column of chat message lists (`list<struct<role, content>>`), read in place.
 pub struct MsgCol {
     chunks: Vec<MsgChunk>,
@@ -386,33 +401,53 @@ impl MsgCol {
         *self.starts.last().expect("non-empty")
     }
 
-    /// Messages of row `i` as (role, content); an error names a null.
+    /// The chunk of row `i`, and the row's place in it.
     #[inline]
-    pub fn messages<'a>(
-        &'a self,
-        i: usize,
-        out: &mut Vec<(&'a str, &'a str)>,
-    ) -> Result<(), String> {
+    fn locate(&self, i: usize) -> (&MsgChunk, usize) {
         let c = if self.chunks.len() == 1 {
             0
         } else {
             self.starts.partition_point(|&s| s <= i) - 1
         };
-        let k = i - self.starts[c];
-        let ch = &self.chunks[c];
+        (&self.chunks[c], i - self.starts[c])
+    }
+}
+
+impl MsgColumn for MsgCol {
+    fn len(&self) -> usize {
+        MsgCol::len(self)
+    }
+
+    /// Messages of row `i` as (role, content); an error names a null.
+    #[inline]
+    fn messages<'a>(
+        &'a self,
+        i: usize,
+        out: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<(), RowProblem> {
+        let (ch, k) = self.locate(i);
         if ch.list.is_null(k) {
-            return Err(format!("row {i}: the message list is null"));
+            return Err(RowProblem::NullMessages);
         }
         for m in ch.offsets[k]..ch.offsets[k + 1] {
-            let role = ch
-                .role
+            let message = m - ch.offsets[k];
+            let role = ch.role.get(m).ok_or(RowProblem::NullRole { message })?;
+            let content = ch
+                .content
                 .get(m)
-                .ok_or_else(|| format!("row {i}: message {} has a null role", m - ch.offsets[k]))?;
-            let content = ch.content.get(m).ok_or_else(|| {
-                format!("row {i}: message {} has null content", m - ch.offsets[k])
-            })?;
+                .ok_or(RowProblem::NullContent { message })?;
             out.push((role, content));
         }
         Ok(())
+    }
+
+    #[inline]
+    fn last_content(&self, i: usize) -> &str {
+        let (ch, k) = self.locate(i);
+        let (a, b) = (ch.offsets[k], ch.offsets[k + 1]);
+        if ch.list.is_null(k) || a == b {
+            return "";
+        }
+        ch.content.get(b - 1).unwrap_or("")
     }
 }
