@@ -27,6 +27,17 @@ index build included; peak RSS of the whole process from wait4):
 
 The agreement columns compare each tool's flagged set with the reference set
 (pure-python, checked against sklearn on the subset).
+
+Cold and warm: every tool runs in a fresh process that loads the prompts
+(untimed: they stand for the user's data) and then starts the clock before
+the tool's imports, so "cold" is what a user waits for ``import prefcurate;
+prefcurate.decontaminate(...)`` (the peers: their imports, index build and
+scan).  Later calls in the same process are "warm" (``--repeat`` calls in
+all, the first cold).  The Arrow-input row builds its Arrow array before the
+clock (pyarrow is imported then: the user's data is already Arrow).
+``--records PATH`` appends one JSON record per tool run (benches/benchkit.py
+describes them; benches/run_all.py collects them); ``--work DIR`` keeps the
+generated corpus for the next run with the same parameters.
 """
 
 from __future__ import annotations
@@ -41,13 +52,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+import benchkit
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_BENCH = ROOT.parent / "shared" / "data" / "benchmark" / "rewardbench_reconstructed.jsonl"
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
+PEER_VENVS = (
+    HERE / "peers" / ".peer-venv" / "venv" / "bin" / "python",
+    ROOT / ".venv-peers" / "venv" / "bin" / "python",
+)
 
 
 # ---------------------------------------------------------------- corpus
@@ -55,6 +74,8 @@ TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 def generate(bench_prompts: list[str], n: int, seed: int) -> tuple[list[str], np.ndarray]:
     """Synthetic prompts and which of them got a planted benchmark span."""
+    import numpy as np
+
     toks = [TOKEN.findall(p.lower()) for p in bench_prompts]
     vocab, counts = np.unique(np.array([t for ts in toks for t in ts], dtype=object), return_counts=True)
     rng = np.random.default_rng(seed)
@@ -78,18 +99,14 @@ def generate(bench_prompts: list[str], n: int, seed: int) -> tuple[list[str], np
 
 
 # ---------------------------------------------------------------- workers
+# Each runs in a fresh process: the prompts are loaded first (untimed), then
+# benchkit.Cold checks that no heavy module is imported yet and starts the clock.
 
 
 def _load(work: Path) -> tuple[list[str], list[str]]:
     bench = [json.loads(x)["prompt"] for x in open(work / "bench.jsonl", encoding="utf-8")]
     train = [json.loads(x)["prompt"] for x in open(work / "train.jsonl", encoding="utf-8")]
     return bench, train
-
-
-def _rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pure_python(bench: list[str], train: list[str]) -> list[int]:
@@ -108,33 +125,48 @@ def pure_python(bench: list[str], train: list[str]) -> list[int]:
 
 def worker_pure_python(work: Path, args) -> dict:
     bench, train = _load(work)
-    secs, flagged = [], []
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
+    with benchkit.Cold() as c:
         flagged = pure_python(bench, train)
-        secs.append(time.perf_counter() - t0)
-    return {"seconds": secs, "flagged": flagged}
+    secs, _ = benchkit.warm(lambda: pure_python(bench, train), args.repeat - 1)
+    peak = benchkit.peak_rss_mb()
+    return {
+        "seconds": c.seconds,
+        "warm_seconds": secs,
+        "flagged": flagged,
+        "peak_rss_mb": peak,
+        "loaded_rss_mb": c.loaded_rss_mb,
+    }
 
 
 def worker_prefcurate(work: Path, args) -> dict:
-    import pyarrow as pa
-
-    import prefcurate
-
     bench, train = _load(work)
-    data = pa.array(train, type=pa.large_string()) if args.input == "arrow" else train
-    # warm-up on two prompts, untimed: the first pyarrow array a process
-    # builds imports pandas when it is installed (pyarrow's one-time cost)
-    prefcurate.decontaminate(train[:2], bench[:2])
-    base = _rss_mb()
-    secs, res = [], None
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
+    data: object = train
+    allow: tuple[str, ...] = ()
+    if args.input == "arrow":
+        # the user's data is already Arrow: built (and pyarrow imported) before the clock
+        import pyarrow as pa
+
+        data = pa.array(train, type=pa.large_string())
+        allow = ("pyarrow", "numpy", "pandas")
+    with benchkit.Cold(allow) as c:
+        import prefcurate
+
         res = prefcurate.decontaminate(data, bench, num_threads=args.threads)
         if args.rows_flag:
             _ = res.kept, res.removed
-        secs.append(time.perf_counter() - t0)
-    assert res is not None
+
+    def again():
+        r = prefcurate.decontaminate(data, bench, num_threads=args.threads)
+        if args.rows_flag:
+            _ = r.kept, r.removed
+        return r
+
+    secs, last = benchkit.warm(again, args.repeat - 1)
+    peak = benchkit.peak_rss_mb()
+    if last is not None:
+        res = last
+    import numpy as np
+
     m = res.matches
     triples_path = work / f"prefcurate-t{args.threads}-{args.input}.npz"
     np.savez(
@@ -144,35 +176,41 @@ def worker_prefcurate(work: Path, args) -> dict:
         score=m.column("score").to_numpy(),
     )
     return {
-        "seconds": secs,
+        "seconds": c.seconds,
+        "warm_seconds": secs,
         "flagged": np.flatnonzero(res.contaminated).tolist(),
         "matches": m.num_rows,
         "triples": str(triples_path),
-        "rss_before_mb": base,
+        "peak_rss_mb": peak,
+        "loaded_rss_mb": c.loaded_rss_mb,
         "index_mb": res.index.nbytes / 2**20,
     }
 
 
 def worker_sklearn(work: Path, args) -> dict:
-    from scipy import sparse  # noqa: F401  (imported by sklearn anyway)
-    from sklearn.feature_extraction.text import CountVectorizer
-
     bench, train = _load(work)
     train = train[: args.sklearn_rows]
-    t0 = time.perf_counter()
-    vec = CountVectorizer(ngram_range=(7, 13))
-    X = vec.fit_transform(bench + train)
-    S = (X[: len(bench)] @ X[len(bench) :].T).tocoo()
-    secs = time.perf_counter() - t0
+    with benchkit.Cold() as c:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        vec = CountVectorizer(ngram_range=(7, 13))
+        X = vec.fit_transform(bench + train)
+        S = (X[: len(bench)] @ X[len(bench) :].T).tocoo()
+    peak = benchkit.peak_rss_mb()
+    import numpy as np
+
     keep = S.data > 0
     path = work / "sklearn.npz"
     order = np.lexsort((S.row[keep], S.col[keep]))
     np.savez(path, train=S.col[keep][order], bench=S.row[keep][order], score=S.data[keep][order])
     return {
-        "seconds": [secs],
+        "seconds": c.seconds,
+        "warm_seconds": [],
         "flagged": sorted(set(S.col[keep].tolist())),
         "matches": int(keep.sum()),
         "triples": str(path),
+        "peak_rss_mb": peak,
+        "loaded_rss_mb": c.loaded_rss_mb,
     }
 
 
@@ -182,31 +220,32 @@ WORKERS = {"pure-python": worker_pure_python, "prefcurate": worker_prefcurate, "
 # ---------------------------------------------------------------- driver
 
 
-def run_child(cmd: list[str], env=None) -> tuple[int, float, str]:
-    """(return code, peak RSS in MB of the child, its stderr)."""
-    with tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        _, status, ru = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return p.returncode, ru.ru_maxrss / 1024, err.read().decode(errors="replace")[-3000:]
-
-
-def run_tool(work: Path, name: str, extra: list[str]) -> dict | None:
+def run_tool(work: Path, name: str, extra: list[str]) -> dict:
+    """The worker's result, or {"error": ...}."""
     out = work / f"result-{name}-{'-'.join(extra).replace('--', '')}.json"
+    out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--worker", name, "--work", str(work), "--result", str(out), *extra]
-    rc, rss, err = run_child(cmd)
-    if rc != 0:
-        print(f"  {name} {' '.join(extra)} failed (exit {rc}):\n{err}", file=sys.stderr)
-        return None
-    r = json.loads(out.read_text())
-    r["peak_rss_mb"] = rss
-    return r
+    c = benchkit.run_child(cmd)
+    if c["rc"] != 0:
+        print(f"  {name} {' '.join(extra)} failed (exit {c['rc']}):\n{c['stderr']}", file=sys.stderr)
+        return {"error": c["error"]}
+    return json.loads(out.read_text())
 
 
-def peer_python(args) -> str | None:
+def peer_python(args) -> tuple[str | None, str | None]:
+    """(the peers' Python, why there is none)."""
     if args.peer_python:
-        return args.peer_python
+        if not os.access(args.peer_python, os.X_OK):
+            return None, f"--peer-python {args.peer_python}: no such interpreter"
+        return args.peer_python, None
+    for py in PEER_VENVS:
+        if py.exists():
+            return str(py), None
+    if args.no_peer_setup:
+        return None, (
+            "no Python >= 3.12 venv with corpus-assay and decontaminate: run "
+            "`bash benches/peers/setup_peer_venv.sh` (or pass --peer-python)"
+        )
     dest = ROOT / ".venv-peers"
     print(f"setting up the peers' Python >= 3.12 venv in {dest} (once; about a minute)", file=sys.stderr)
     p = subprocess.run(
@@ -214,12 +253,13 @@ def peer_python(args) -> str | None:
     )
     if p.returncode != 0:
         print(f"  peer venv set-up failed:\n{p.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return p.stdout.strip().splitlines()[-1]
+        return None, f"peer venv set-up failed: {p.stderr[-300:]}"
+    return p.stdout.strip().splitlines()[-1], None
 
 
-def run_peer(work: Path, py: str, tool: str, config: str, threads: int) -> dict | None:
+def run_peer(work: Path, py: str, tool: str, config: str, threads: int) -> dict:
     out = work / f"peer-{tool}-{config}.json"
+    out.unlink(missing_ok=True)
     cmd = [
         py,
         str(HERE / "peers" / "run_peer.py"),
@@ -238,21 +278,60 @@ def run_peer(work: Path, py: str, tool: str, config: str, threads: int) -> dict 
         "--workdir",
         str(work / f"peer-{tool}-{config}"),
     ]
-    rc, rss, err = run_child(cmd)
-    if rc != 0:
-        print(f"  {tool} {config} failed (exit {rc}):\n{err}", file=sys.stderr)
-        return None
+    c = benchkit.run_child(cmd)
+    if c["rc"] != 0:
+        print(f"  {tool} {config} failed (exit {c['rc']}):\n{c['stderr']}", file=sys.stderr)
+        return {"error": c["error"]}
     r = json.loads(out.read_text())
-    secs = (r.get("index_seconds") or 0) + (r.get("scan_seconds") or 0)
-    return {"seconds": [secs], "flagged": r["contaminated_indices"], "peak_rss_mb": rss}
+    return {
+        "seconds": r["cold_seconds"],
+        "warm_seconds": [],
+        "flagged": r["contaminated_indices"],
+        "peak_rss_mb": r["peak_rss_mb"],
+        "loaded_rss_mb": r.get("loaded_rss_mb"),
+        "import_seconds": r.get("import_seconds"),
+        "version": r.get("version"),
+    }
+
+
+def agreement_stats(flagged: list[int], ref: set[int]) -> tuple[int, float, float]:
+    s = set(flagged)
+    tp = len(s & ref)
+    return len(s), (tp / len(s) if s else 1.0), (tp / len(ref) if ref else 1.0)
 
 
 def agreement(flagged: list[int], ref: set[int]) -> str:
-    s = set(flagged)
-    tp = len(s & ref)
-    prec = tp / len(s) if s else 1.0
-    rec = tp / len(ref) if ref else 1.0
-    return f"{len(s):>6} {prec:>6.3f} {rec:>6.3f}" + ("  = ref" if s == ref else "")
+    n, prec, rec = agreement_stats(flagged, ref)
+    return f"{n:>6} {prec:>6.3f} {rec:>6.3f}" + ("  = ref" if set(flagged) == ref else "")
+
+
+def make_corpus(args, work: Path) -> dict:
+    """Write bench.jsonl and train.jsonl into ``work`` (kept when the
+    parameters match a previous run's); return the workload's description."""
+    params = {"rows": args.rows, "seed": args.seed, "bench": str(args.bench)}
+    if benchkit.stamp_ok(work, params):
+        return json.loads((work / "workload.json").read_text())
+    bench = [json.loads(x)["prompt"] for x in open(args.bench, encoding="utf-8")]
+    t0 = time.perf_counter()
+    train, planted = generate(bench, args.rows, args.seed)
+    with open(work / "bench.jsonl", "w", encoding="utf-8") as f:
+        for p in bench:
+            f.write(json.dumps({"prompt": p}) + "\n")
+    with open(work / "train.jsonl", "w", encoding="utf-8") as f:
+        for p in train:
+            f.write(json.dumps({"prompt": p}) + "\n")
+    wl = {
+        "rows": len(train),
+        "mb": sum(len(s.encode()) for s in train) / 2**20,
+        "mean_words": sum(len(s.split()) for s in train) / len(train),
+        "planted": int(planted.sum()),
+        "bench_prompts": len(bench),
+        "bench_file": args.bench.name,
+        "generate_seconds": time.perf_counter() - t0,
+    }
+    (work / "workload.json").write_text(json.dumps(wl))
+    benchkit.stamp(work, params)
+    return wl
 
 
 def main() -> int:
@@ -262,16 +341,31 @@ def main() -> int:
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--sklearn-rows", type=int, default=10_000, help="rows given to the sklearn reference")
     ap.add_argument("--skip-sklearn", action="store_true")
-    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument(
+        "--skip-peers", action="store_true", help="no corpus-assay / decontaminate (Python >= 3.12 venv)"
+    )
     ap.add_argument(
         "--peer-python", default=os.environ.get("PEER_PYTHON"), help="a Python >= 3.12 with the peers"
     )
-    ap.add_argument("--repeat", type=int, default=7, help="timed repetitions of prefcurate (median reported)")
     ap.add_argument(
-        "--pure-repeat", type=int, default=3, help="timed repetitions of pure-python (median reported)"
+        "--no-peer-setup",
+        action="store_true",
+        help="without --peer-python or an existing peer venv, record the peers as missing (no set-up)",
     )
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=7,
+        help="calls of prefcurate per process (the first cold, the rest warm)",
+    )
+    ap.add_argument("--pure-repeat", type=int, default=3, help="calls of pure-python per process (likewise)")
+    ap.add_argument(
+        "--work", type=Path, default=None, help="scratch folder, corpus kept (default: a temp folder)"
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument(
+        "--records", type=Path, default=None, help="append one JSON record per tool run (JSON Lines)"
+    )
     # worker mode
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -282,114 +376,190 @@ def main() -> int:
 
     if args.worker:
         r = WORKERS[args.worker](args.work, args)
-        r["rss_mb"] = _rss_mb()
         args.result.write_text(json.dumps(r))
         return 0
 
+    import numpy as np
+
     work = args.work or Path(tempfile.mkdtemp(prefix="prefcurate-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    bench = [json.loads(x)["prompt"] for x in open(args.bench, encoding="utf-8")]
-    t0 = time.perf_counter()
-    train, planted = generate(bench, args.rows, args.seed)
-    mb = sum(len(s.encode()) for s in train) / 2**20
-    with open(work / "bench.jsonl", "w", encoding="utf-8") as f:
-        for p in bench:
-            f.write(json.dumps({"prompt": p}) + "\n")
-    with open(work / "train.jsonl", "w", encoding="utf-8") as f:
-        for p in train:
-            f.write(json.dumps({"prompt": p}) + "\n")
-    n_words = sum(len(s.split()) for s in train)
+    wl = make_corpus(args, work)
+    mb = wl["mb"]
     print(
-        f"corpus: {len(train):,} prompts, {mb:.1f} MB, mean {n_words / len(train):.0f} words, "
-        f"{int(planted.sum()):,} planted; benchmark: {len(bench):,} prompts "
-        f"(generated in {time.perf_counter() - t0:.1f} s; work dir {work})",
+        f"corpus: {wl['rows']:,} prompts, {mb:.1f} MB, mean {wl['mean_words']:.0f} words, "
+        f"{wl['planted']:,} planted; benchmark: {wl['bench_prompts']:,} prompts "
+        f"(generated in {wl['generate_seconds']:.1f} s; work dir {work})",
         flush=True,
     )
+    rec = benchkit.Records(args.records, "decontaminate")
+    rec.workload(**wl, sklearn_rows=None if args.skip_sklearn else min(args.sklearn_rows, args.rows))
 
-    results: dict[str, dict] = {}
+    # (label, tool id, role, worker, extra args, threads)
     rep = ["--repeat", str(args.repeat)]
     plan = [
-        ("pure-python", "pure-python", ["--repeat", str(args.pure_repeat)]),
-        ("prefcurate 1 thread", "prefcurate", ["--threads", "1", *rep]),
-        ("prefcurate 2 threads", "prefcurate", ["--threads", "2", *rep]),
-        ("prefcurate 2 thr, Arrow in", "prefcurate", ["--threads", "2", "--input", "arrow", *rep]),
-        ("prefcurate 2 thr, +rows", "prefcurate", ["--threads", "2", "--rows-out", *rep]),
+        (
+            "pure-python 7-gram set",
+            "pure-python",
+            "peer",
+            "pure-python",
+            ["--repeat", str(args.pure_repeat)],
+            1,
+        ),
+        ("prefcurate, 1 thread", "prefcurate-t1", "prefcurate", "prefcurate", ["--threads", "1", *rep], 1),
+        ("prefcurate, 2 threads", "prefcurate-t2", "prefcurate", "prefcurate", ["--threads", "2", *rep], 2),
+        (
+            "prefcurate, 2 threads, Arrow in",
+            "prefcurate-t2-arrow",
+            "prefcurate",
+            "prefcurate",
+            ["--threads", "2", "--input", "arrow", *rep],
+            2,
+        ),
+        (
+            "prefcurate, 2 threads, + kept/removed rows",
+            "prefcurate-t2-rows",
+            "prefcurate",
+            "prefcurate",
+            ["--threads", "2", "--rows-out", *rep],
+            2,
+        ),
     ]
+    sk_rows = min(args.sklearn_rows, args.rows)
     if not args.skip_sklearn:
         plan.append(
-            (f"sklearn ({args.sklearn_rows:,} rows)", "sklearn", ["--sklearn-rows", str(args.sklearn_rows)])
+            (
+                f"sklearn CountVectorizer reference ({sk_rows:,} rows)",
+                "sklearn",
+                "reference",
+                "sklearn",
+                ["--sklearn-rows", str(sk_rows)],
+                1,
+            )
         )
-    for label, name, extra in plan:
+    results: dict[str, dict] = {}
+    meta: dict[str, tuple[str, str, int]] = {}
+    for label, tid, role, name, extra, threads in plan:
         print(f"running {label} ...", flush=True)
-        r = run_tool(work, name, extra)
-        if r:
-            results[label] = r
+        why = benchkit.missing("sklearn") if name == "sklearn" else None
+        r = {"error": why} if why else run_tool(work, name, extra)
+        results[label] = r
+        meta[label] = (tid, role, threads)
     if not args.skip_peers:
-        py = peer_python(args)
-        if py:
-            for tool in ("corpus-assay", "decontaminate"):
-                for config in ("exact7", "default"):
-                    label = f"{tool} {config} (2 thr)"
-                    print(f"running {label} ...", flush=True)
-                    r = run_peer(work, py, tool, config, threads=2)
-                    if r:
-                        results[label] = r
+        py, why = peer_python(args)
+        for tool in ("corpus-assay", "decontaminate"):
+            for config in ("exact7", "default"):
+                label = f"{tool} {config}, 2 threads"
+                meta[label] = (f"{tool}-{config}", "peer", 2)
+                if py is None:
+                    results[label] = {"error": why, "missing": True}
+                    continue
+                print(f"running {label} ...", flush=True)
+                results[label] = run_peer(work, py, tool, config, threads=2)
 
-    ref = set(results["pure-python"]["flagged"]) if "pure-python" in results else None
+    ok = {k: v for k, v in results.items() if "error" not in v}
+    ref = set(ok["pure-python 7-gram set"]["flagged"]) if "pure-python 7-gram set" in ok else None
     # exactness checks
-    checks = []
-    t1 = results.get("prefcurate 1 thread")
-    t2 = results.get("prefcurate 2 threads")
+    checks: list[tuple[str, bool]] = []
+    t1 = ok.get("prefcurate, 1 thread")
+    t2 = ok.get("prefcurate, 2 threads")
     if t1 and t2:
         a, b = np.load(t1["triples"]), np.load(t2["triples"])
         same = all(np.array_equal(a[k], b[k]) for k in ("train", "bench", "score"))
-        checks.append(f"1 thread and 2 threads give identical triples: {same}")
-    sk = next((v for k, v in results.items() if k.startswith("sklearn")), None)
+        checks.append(("1 thread and 2 threads give identical triples", same))
+    sk = next((v for k, v in ok.items() if k.startswith("sklearn")), None)
+    n_sub = None
     if sk and t2:
         a, s = np.load(t2["triples"]), np.load(sk["triples"])
-        m = a["train"] < args.sklearn_rows
+        m = a["train"] < sk_rows
+        n_sub = int(m.sum())
         same = all(np.array_equal(a[k][m], s[k]) for k in ("train", "bench", "score"))
-        checks.append(
-            f"prefcurate triples == sklearn triples on the first {args.sklearn_rows:,} rows: {same} ({int(m.sum()):,} triples)"
-        )
+        checks.append((f"prefcurate triples == sklearn triples on the first {sk_rows:,} rows", same))
     if ref is not None and sk:
-        sub = {j for j in ref if j < args.sklearn_rows}
-        checks.append(f"pure-python flagged set == sklearn's on the subset: {sub == set(sk['flagged'])}")
+        sub = {j for j in ref if j < sk_rows}
+        checks.append(("pure-python flagged set == sklearn's on the subset", sub == set(sk["flagged"])))
 
-    base = statistics.median(results["prefcurate 2 threads"]["seconds"]) if t2 else None
+    base = t2["seconds"] if t2 else None
+    wbase = statistics.median(t2["warm_seconds"]) if t2 and t2["warm_seconds"] else None
     print()
     print(
-        f"{'tool':34} {'seconds':>9} {'MB/s':>8} {'peak MB':>8} {'x prefc.':>9} {'flagged':>6} {'prec':>6} {'recall':>6}"
+        f"{'tool (cold: fresh process, imports in)':44} {'cold s':>8} {'warm s':>8} {'MB/s':>8} {'peak MB':>8} "
+        f"{'x prefc.':>9} {'x warm':>8} {'flagged':>6} {'prec':>6} {'recall':>6}"
     )
     for label, r in results.items():
-        sec = statistics.median(r["seconds"])
-        rows = args.sklearn_rows if label.startswith("sklearn") else args.rows
+        tid, role, threads = meta[label]
+        is_sk = label.startswith("sklearn")
+        rows = sk_rows if is_sk else args.rows
+        if "error" in r:
+            status = "missing" if r.get("missing") or "not installed" in (r["error"] or "") else "failed"
+            print(f"{label:44} {status}: {r['error']}")
+            rec.tool(tid, label, role, status=status, error=r["error"], threads=threads, rows=rows)
+            continue
+        sec = r["seconds"]
+        wsec = statistics.median(r["warm_seconds"]) if r["warm_seconds"] else None
         rate = mb * rows / args.rows / sec
-        ratio = f"{sec / base:8.1f}x" if base else "        -"
-        if label.startswith("sklearn"):
-            # compare on the subset only
-            sub_ref = {j for j in ref if j < args.sklearn_rows} if ref is not None else None
+        scale = args.rows / sk_rows if is_sk else 1.0
+        ratio = f"{sec / base * scale:8.1f}x" + ("*" if is_sk else "") if base else "        -"
+        wratio = f"{wsec / wbase:7.1f}x" if wsec and wbase else "       -"
+        if is_sk:
+            sub_ref = {j for j in ref if j < sk_rows} if ref is not None else None
             agree = agreement(r["flagged"], sub_ref) if sub_ref is not None else ""
-            ratio = f"{sec / base * args.rows / args.sklearn_rows:8.1f}x*" if base else ratio
+            stats = agreement_stats(r["flagged"], sub_ref) if sub_ref is not None else None
         else:
             agree = agreement(r["flagged"], ref) if ref is not None else ""
-        print(f"{label:34} {sec:9.3f} {rate:8.1f} {r['peak_rss_mb']:8.0f} {ratio:>9} {agree}")
-    print()
-    if base and "pure-python" in results:
-        pp = statistics.median(results["pure-python"]["seconds"])
+            stats = agreement_stats(r["flagged"], ref) if ref is not None else None
+        wtxt = f"{wsec:8.3f}" if wsec else "       -"
         print(
-            f"pure-python / prefcurate (2 threads): {pp / base:.1f}x  (prefcurate gives full scored triples, "
-            "best match and span; pure-python gives the flagged set only)"
+            f"{label:44} {sec:8.3f} {wtxt} {rate:8.1f} {r['peak_rss_mb']:8.0f} {ratio:>9} {wratio:>8} {agree}"
+        )
+        metrics = {"mb_per_s": rate, "flagged": len(r["flagged"])}
+        if stats:
+            metrics.update(precision=stats[1], recall=stats[2])
+        for k in ("matches", "index_mb", "import_seconds"):
+            if r.get(k) is not None:
+                metrics[k] = r[k]
+        rec.tool(
+            tid,
+            label,
+            role,
+            baseline=tid == "prefcurate-t2",
+            seconds=sec,
+            warm_seconds=r["warm_seconds"],
+            threads=threads,
+            rows=rows,
+            peak_rss_mb=r["peak_rss_mb"],
+            loaded_rss_mb=r.get("loaded_rss_mb"),
+            metrics=metrics,
+            notes=(
+                "the first rows only: its ratio is scaled linearly to the full corpus"
+                if is_sk
+                else (f"version {r['version']}" if r.get("version") else None)
+            ),
+        )
+    print()
+    if base and "pure-python 7-gram set" in ok:
+        pp = ok["pure-python 7-gram set"]
+        line = f"pure-python / prefcurate (2 threads), cold: {pp['seconds'] / base:.1f}x"
+        if wbase and pp["warm_seconds"]:
+            line += f"; warm: {statistics.median(pp['warm_seconds']) / wbase:.1f}x"
+        print(
+            line + "  (prefcurate gives full scored triples, best match and span; "
+            "pure-python gives the flagged set only)"
         )
     if sk and base:
         print(
             "* sklearn ratio scaled linearly from its subset to the full corpus (it grows faster than linearly)"
         )
-    for c in checks:
-        print(c)
+    for name, good in checks:
+        print(f"{name}: {good}")
+        rec.check(
+            name, good, f"{n_sub:,} triples" if "sklearn triples" in name and n_sub is not None else None
+        )
     if args.json:
         args.json.write_text(
-            json.dumps({"rows": args.rows, "mb": mb, "results": results, "checks": checks}, indent=1)
+            json.dumps(
+                {"rows": args.rows, "mb": mb, "results": results, "checks": [f"{n}: {g}" for n, g in checks]},
+                indent=1,
+            )
         )
     return 0
 

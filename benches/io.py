@@ -25,6 +25,12 @@ result; peak RSS of the whole process comes from wait4:
   python loop, prompt only
                   the same loop keeping only the first user turn (no
                   validation, no ids): the least a user's loop does
+
+Cold: each worker loads nothing before its clock; the clock covers its
+imports (prefcurate; datasets for the loops), the benchmark index, the read
+and the scan (the index and the scan are prefcurate's on both sides).  Peak
+RSS is the worker's own (VmHWM).  ``--records PATH`` appends one JSON record
+per tool run (benches/benchkit.py); ``--skip-peers`` runs prefcurate only.
 """
 
 from __future__ import annotations
@@ -38,15 +44,27 @@ if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os
     sys.path.pop(0)
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
+
+
+def _load_benchkit():
+    """benches/benchkit.py, by path (this folder is off the import path)."""
+    spec = importlib.util.spec_from_file_location("benchkit", HERE / "benchkit.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["benchkit"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+benchkit = _load_benchkit()
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared" / "data"
 SOURCES = ["magpie_ultra", "magpie_pro_llama3.1", "helpsteer2", "offsetbias", "wildguard", "magpie_pro"]
@@ -70,6 +88,7 @@ def text_pool() -> str:
 
 def generate(path: Path, rows: int, seed: int, group: int = 50_000) -> float:
     """Write ``rows`` Skywork-format pairs to ``path``; return the text size in MB."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -145,82 +164,91 @@ def _index():
 
 
 def worker_prefcurate(path: Path) -> dict:
-    import prefcurate
+    with benchkit.Cold() as c:
+        import prefcurate
 
-    index = _index()  # built before the clock starts, as for the loop
-    t0 = time.perf_counter()
-    table = prefcurate.read_pairs(path)
-    t1 = time.perf_counter()
-    out = index._inner.scan(table.column("prompt"))  # the Arrow column, zero-copy
-    t2 = time.perf_counter()
+        index = _index()
+        t0 = time.perf_counter()
+        table = prefcurate.read_pairs(path)
+        t1 = time.perf_counter()
+        out = index._inner.scan(table.column("prompt"))  # the Arrow column, zero-copy
+        t2 = time.perf_counter()
+    peak = benchkit.peak_rss_mb()
+    import numpy as np
+
     return {
+        "setup_s": t0 - c._t0,
         "read_s": t1 - t0,
         "scan_s": t2 - t1,
-        "seconds": t2 - t0,
+        "seconds": c.seconds,
         "pairs": table.num_rows,
         "flagged": np.asarray(out["flagged_train"]).tolist(),
+        "peak_rss_mb": peak,
+        "loaded_rss_mb": c.loaded_rss_mb,
     }
 
 
 def worker_python(path: Path, full: bool, cache: Path) -> dict:
-    import datasets
+    with benchkit.Cold() as c:
+        import datasets
 
-    from prefcurate.schema import check_messages, pair_id
+        from prefcurate.schema import check_messages, pair_id
 
-    datasets.disable_progress_bars()
-    index = _index()
-    t0 = time.perf_counter()
-    ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache))
-    t1 = time.perf_counter()
-    prompts: list[str] = []
-    records: list[dict] = []
-    for i, row in enumerate(ds):
-        chosen, rejected = row["chosen"], row["rejected"]
-        prompt = next(m["content"] for m in chosen if m["role"] == "user")
-        prompts.append(prompt)
-        if full:
-            check_messages(chosen, f"row {i}: chosen")
-            check_messages(rejected, f"row {i}: rejected")
-            if chosen[:-1] != rejected[:-1]:
-                raise ValueError(f"row {i}: different prompt turns")
-            source = row["source"]
-            records.append(
-                {
-                    "id": pair_id(source, chosen, rejected),
-                    "source": source,
-                    "chosen": chosen,
-                    "rejected": rejected,
-                    "prompt": prompt,
-                }
-            )
-    t2 = time.perf_counter()
-    out = index._inner.scan(prompts)
-    t3 = time.perf_counter()
+        datasets.disable_progress_bars()
+        index = _index()
+        t0 = time.perf_counter()
+        ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache))
+        t1 = time.perf_counter()
+        prompts: list[str] = []
+        records: list[dict] = []
+        for i, row in enumerate(ds):
+            chosen, rejected = row["chosen"], row["rejected"]
+            prompt = next(m["content"] for m in chosen if m["role"] == "user")
+            prompts.append(prompt)
+            if full:
+                check_messages(chosen, f"row {i}: chosen")
+                check_messages(rejected, f"row {i}: rejected")
+                if chosen[:-1] != rejected[:-1]:
+                    raise ValueError(f"row {i}: different prompt turns")
+                source = row["source"]
+                records.append(
+                    {
+                        "id": pair_id(source, chosen, rejected),
+                        "source": source,
+                        "chosen": chosen,
+                        "rejected": rejected,
+                        "prompt": prompt,
+                    }
+                )
+        t2 = time.perf_counter()
+        out = index._inner.scan(prompts)
+        t3 = time.perf_counter()
+    peak = benchkit.peak_rss_mb()
+    import numpy as np
+
     return {
+        "setup_s": t0 - c._t0,
         "load_s": t1 - t0,
         "read_s": t2 - t0,
         "scan_s": t3 - t2,
-        "seconds": t3 - t0,
+        "seconds": c.seconds,
         "pairs": len(prompts),
         "flagged": np.asarray(out["flagged_train"]).tolist(),
+        "peak_rss_mb": peak,
+        "loaded_rss_mb": c.loaded_rss_mb,
     }
 
 
 # ---------------------------------------------------------------- driver
 
 
-def run_child(args: list[str]) -> tuple[dict | None, float, str]:
-    """(result, peak RSS in MB of the child, its stderr tail)."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out, tempfile.TemporaryFile() as err:
-        cmd = [sys.executable, __file__, *args, "--result", out.name]
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        tail = err.read().decode(errors="replace")[-3000:]
-        result = json.loads(Path(out.name).read_text()) if code == 0 else None
+def run_child(args: list[str]) -> tuple[dict | None, str, str | None]:
+    """(result, its stderr tail, the error line when it failed)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        c = benchkit.run_child([sys.executable, __file__, *args, "--result", out.name])
+        result = json.loads(Path(out.name).read_text()) if c["rc"] == 0 else None
         os.unlink(out.name)
-        return result, ru.ru_maxrss / 1024, tail
+        return result, c["stderr"], c["error"]
 
 
 def main() -> int:
@@ -235,6 +263,10 @@ def main() -> int:
     )
     ap.add_argument(
         "--full-loop", action="store_true", help="also run the python loop with validation and ids (slow)"
+    )
+    ap.add_argument("--skip-peers", action="store_true", help="prefcurate only (no datasets loop)")
+    ap.add_argument(
+        "--records", type=Path, default=None, help="append one JSON record per tool run (JSON Lines)"
     )
     ap.add_argument(
         "--worker", choices=("generate", "prefcurate", "python", "python-full"), help=argparse.SUPPRESS
@@ -261,9 +293,8 @@ def main() -> int:
         mb = json.loads(meta.read_text())["mb"]
         how = "reused"
     else:
-        # in a child: a child's peak RSS (wait4) starts from its parent's at fork,
-        # so the parent must stay small for the tools' peaks to be their own
-        r, _, err = run_child(
+        # in a child: the driver stays small
+        r, err, _ = run_child(
             ["--worker", "generate", "--path", str(path), "--rows", str(args.rows), "--seed", str(args.seed)]
         )
         if r is None:
@@ -277,27 +308,65 @@ def main() -> int:
         f"{path.stat().st_size / 1e6:,.0f} MB ({how}; {path})",
         flush=True,
     )
-    plan = [("prefcurate read_pairs + scan", "prefcurate"), ("python loop, prompt only", "python")]
-    if args.full_loop:
-        plan.append(("python loop, same conversion", "python-full"))
+    rec = benchkit.Records(args.records, "io")
+    rec.workload(
+        pairs=args.rows,
+        text_mb=mb,
+        parquet_mb=path.stat().st_size / 1e6,
+        format="Skywork-Reward-Preference-80K (chosen / rejected message lists, source), zstd",
+    )
+    # (label, worker, record id, role)
+    plan = [("prefcurate read_pairs + scan", "prefcurate", "prefcurate", "prefcurate")]
+    if not args.skip_peers:
+        plan.append(("python loop, prompt only", "python", "python-loop", "peer"))
+        if args.full_loop:
+            plan.append(("python loop, same conversion", "python-full", "python-loop-full", "peer"))
     results = {}
-    for label, worker in plan:
+    for label, worker, tid, role in plan:
+        why = benchkit.missing("datasets") if worker != "prefcurate" else None
+        if why:
+            print(f"  {label}: missing ({why})", file=sys.stderr)
+            rec.tool(tid, label, role, status="missing", error=why, rows=args.rows)
+            continue
         print(f"running {label} ...", flush=True)
-        r, rss, err = run_child(["--worker", worker, "--path", str(path)])
+        r, err, why = run_child(["--worker", worker, "--path", str(path)])
         subprocess.run(["rm", "-rf", str(args.work / "hf-cache")], check=False)
         if r is None:
             print(f"  {label} failed:\n{err}", file=sys.stderr)
+            rec.tool(tid, label, role, status="failed", error=why, rows=args.rows)
             continue
-        r["peak_rss_mb"] = rss
         results[label] = r
+        r["tid"], r["role"] = tid, role
     print()
-    print(f"{'tool':32} {'seconds':>8} {'read':>8} {'scan':>6} {'pairs/s':>9} {'peak MB':>8} {'x prefc.':>9}")
+    print(
+        f"{'tool (cold: fresh process)':32} {'seconds':>8} {'setup':>6} {'read':>8} {'scan':>6} {'pairs/s':>9} "
+        f"{'peak MB':>8} {'x prefc.':>9}"
+    )
     base = results.get("prefcurate read_pairs + scan")
     for label, r in results.items():
         ratio = f"{r['seconds'] / base['seconds']:8.1f}x" if base else "        -"
         print(
-            f"{label:32} {r['seconds']:8.2f} {r['read_s']:8.2f} {r['scan_s']:6.2f} "
+            f"{label:32} {r['seconds']:8.2f} {r['setup_s']:6.2f} {r['read_s']:8.2f} {r['scan_s']:6.2f} "
             f"{r['pairs'] / r['seconds']:9,.0f} {r['peak_rss_mb']:8,.0f} {ratio}"
+        )
+        same = r["flagged"] == base["flagged"] and r["pairs"] == base["pairs"] if base else None
+        rec.tool(
+            r["tid"],
+            label,
+            r["role"],
+            baseline=r["tid"] == "prefcurate",
+            seconds=r["seconds"],
+            rows=r["pairs"],
+            peak_rss_mb=r["peak_rss_mb"],
+            loaded_rss_mb=r["loaded_rss_mb"],
+            metrics={
+                "setup_seconds": r["setup_s"],
+                "read_seconds": r["read_s"],
+                "scan_seconds": r["scan_s"],
+                "pairs_per_s": r["pairs"] / r["seconds"],
+                "flagged": len(r["flagged"]),
+                "same_as_prefcurate": same,
+            },
         )
     print()
     if base:
@@ -305,10 +374,12 @@ def main() -> int:
             if r is not base:
                 same = r["flagged"] == base["flagged"] and r["pairs"] == base["pairs"]
                 print(f"{label}: same pairs and flagged prompts as prefcurate: {same}")
+                rec.check(f"{label}: same pairs and flagged prompts as prefcurate", same)
         print(f"prompts flagged against the benchmark: {len(base['flagged']):,}")
         print(
-            "read = from the Parquet file to the converted rows (prefcurate: validated canonical table with "
-            "content-hash ids; loop: load_dataset + the loop); scan = the prompts through the Rust scan"
+            "setup = imports and the benchmark index; read = from the Parquet file to the converted rows "
+            "(prefcurate: validated canonical table with content-hash ids; loop: load_dataset + the loop); "
+            "scan = the prompts through the Rust scan"
         )
     return 0
 

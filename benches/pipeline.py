@@ -3,7 +3,7 @@
 shaped like RECIPE.md's raw pool (378,273 pairs), time and peak memory per
 stage.
 
-    python benches/pipeline.py [--scale 1.0] [--answer-words 250]
+    python benches/pipeline.py [--scale 1.0] [--answer-words 250] [--work DIR] [--records PATH]
 
 Sources, in their published schemas, written as Parquet (seeded):
   Magpie-Pro-Llama-3.1-DPO, Magpie-Pro-DPO, Magpie-Air-DPO  98,000 rows each
@@ -21,6 +21,20 @@ a span of a benchmark prompt.  The reward margin comes from a column of
 precomputed scores (every stage but the reward model runs).  Checked: the
 selection keeps exactly floor(0.3 x Math), floor(0.3 x Code) and
 floor(0.1 x the rest).
+
+The run is measured as a user meets it: the sources are generated first
+(or reused from ``--work`` when the parameters match), then a fresh process
+starts the clock, imports prefcurate and runs the recipe with an empty stage
+cache ("cold": the import, every stage, the output, the report and the
+stage-cache writes, which end inside ``run()``).  Measured in that process:
+wall seconds (and the import's share), seconds per stage and what is left
+after the stages (the writing), peak RSS per stage (sampled every 20 ms) and
+of the whole run (VmHWM), bytes written (``write_bytes`` of /proc/self/io:
+what the process, all its threads included, sent to storage; the parent
+also reads ``wait4``'s ``ru_oublock`` x 512, what ``/usr/bin/time -v``
+calls "File system outputs"), the pool's in-memory size (the read stages'
+Arrow tables) and the input's size (the sources' Parquet).
+``--records PATH`` appends the run's JSON record (benches/benchkit.py).
 """
 
 from __future__ import annotations
@@ -30,14 +44,17 @@ import json
 import math
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+import benchkit
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent.parent / "shared" / "data" / "benchmark" / "rewardbench_reconstructed.jsonl"
@@ -63,6 +80,8 @@ class Words:
     """Seeded random text from the benchmark's vocabulary."""
 
     def __init__(self, seed: int) -> None:
+        import numpy as np
+
         bench = [json.loads(x)["prompt"] for x in open(BENCH, encoding="utf-8")]
         self.bench = [TOKEN.findall(b.lower()) for b in bench]
         vocab, counts = np.unique(
@@ -72,6 +91,8 @@ class Words:
         self.rng = np.random.default_rng(seed)
 
     def texts(self, n: int, mean_words: float) -> list[str]:
+        import numpy as np
+
         lens = np.maximum(3, self.rng.lognormal(math.log(mean_words) - 0.18, 0.6, n).astype(int))
         words = self.vocab[self.rng.choice(len(self.vocab), size=int(lens.sum()), p=self.p)]
         out, pos = [], 0
@@ -82,6 +103,8 @@ class Words:
 
 
 def messages(prompts: list[str], answers: list[str]) -> pa.Array:
+    import pyarrow as pa
+
     return pa.array(
         [
             [{"role": "user", "content": p}, {"role": "assistant", "content": a}]
@@ -91,6 +114,10 @@ def messages(prompts: list[str], answers: list[str]) -> pa.Array:
 
 
 def generate(out: Path, scale: float, answer_words: float, seed: int) -> dict[str, int]:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     w = Words(seed)
     rng = w.rng
     cats = np.array(list(CATEGORIES), dtype=object)
@@ -289,67 +316,186 @@ class RssSampler:
         self._stop.set()
 
 
+def margin_scores(table: pa.Table):
+    """Precomputed scores, as a column would hold them: 7 % of pairs negative."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    c = rng.normal(1.0, 1.0, table.num_rows)
+    return c, c - rng.normal(1.5, 1.0, table.num_rows)
+
+
+def worker(work: Path, result: Path) -> None:
+    """The recipe in this fresh process, from ``import prefcurate`` on."""
+    data, out = work / "data", work / "out"
+    shutil.rmtree(out, ignore_errors=True)  # no stage cached from an earlier run
+    sampler = RssSampler()
+    io0 = benchkit.proc_io()
+    with benchkit.Cold() as c:
+        import prefcurate
+        from prefcurate.pipeline import Pipeline, Recipe
+
+        imported = time.perf_counter() - c._t0
+        recipe = Recipe.from_dict(prefcurate.pipeline._toml_loads(RECIPE))
+        res = Pipeline(
+            recipe, out, data_dir=data, scorer=margin_scores, cache=True, stage_hook=sampler.hook
+        ).run()
+    io1 = benchkit.proc_io()
+    peak = benchkit.peak_rss_mb()
+    sampler.stop()
+    import pyarrow as pa
+
+    stages = res.summary()["stages"]
+    for st in stages:
+        st["peak_rss_mb"] = sampler.peak.get(st["name"], 0.0)
+    pool = sum(s.kept.nbytes for s in res.stages if s.stage.startswith("read:"))
+    sel = res.stage("select")
+    cats = pa.concat_tables([sel.kept.select(["category"]), sel.removed.select(["category"])])
+    cats = cats.column("category").to_numpy(zero_copy_only=False)
+    kept = sel.kept.column("category").to_numpy(zero_copy_only=False)
+    n_math, n_code = int((cats == "Math").sum()), int((cats == "Coding & Debugging").sum())
+    k_math, k_code = int((kept == "Math").sum()), int((kept == "Coding & Debugging").sum())
+    out_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    result.write_text(
+        json.dumps(
+            {
+                "seconds": c.seconds,
+                "import_seconds": imported,
+                "stages": stages,
+                "peak_rss_mb": peak,
+                "loaded_rss_mb": c.loaded_rss_mb,
+                "pool_bytes": pool,
+                "write_bytes": io1.get("write_bytes", 0) - io0.get("write_bytes", 0),
+                "wchar": io1.get("wchar", 0) - io0.get("wchar", 0),
+                "out_folder_bytes": out_bytes,
+                "output_rows": res.final.num_rows,
+                "selection": {
+                    "math": [k_math, n_math],
+                    "code": [k_code, n_code],
+                    "other": [len(kept) - k_math - k_code, len(cats) - n_math - n_code],
+                },
+            }
+        )
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the full raw pool")
     ap.add_argument("--answer-words", type=float, default=250)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=None, help="folder: sources kept for the next run")
+    ap.add_argument("--records", type=Path, default=None, help="append the run's JSON record (JSON Lines)")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
-
-    import prefcurate
-    from prefcurate.pipeline import Pipeline, Recipe
-
     work = args.work or Path(tempfile.mkdtemp(prefix="prefcurate-pipeline-"))
+    if args.worker:
+        worker(work, args.result)
+        return 0
+
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    counts = generate(data, args.scale, args.answer_words, args.seed)
-    (data / "rewardbench.jsonl").write_bytes(BENCH.read_bytes())
-    size = sum(f.stat().st_size for f in data.glob("*.parquet")) / 2**20
+    params = {"scale": args.scale, "answer_words": args.answer_words, "seed": args.seed}
+    if benchkit.stamp_ok(work, params):
+        counts = json.loads((work / "counts.json").read_text())
+        how = "reused"
+    else:
+        t0 = time.perf_counter()
+        counts = generate(data, args.scale, args.answer_words, args.seed)
+        (data / "rewardbench.jsonl").write_bytes(BENCH.read_bytes())
+        (work / "counts.json").write_text(json.dumps(counts))
+        benchkit.stamp(work, params)
+        how = f"generated in {time.perf_counter() - t0:.0f} s"
+    import pyarrow.parquet as pq
+
+    files = sorted(data.glob("*.parquet"))
+    input_bytes = sum(f.stat().st_size for f in files)
+    sources_arrow = 0  # the sources' uncompressed size, from the Parquet metadata
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        sources_arrow += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     total = sum(counts.values())
     print(
-        f"generated {total:,} source pairs ({counts}) as {size:.0f} MB of Parquet in {time.perf_counter() - t0:.0f} s; {work}"
+        f"{total:,} source pairs ({counts}) as {input_bytes / 2**20:.0f} MB of Parquet ({how}); {work}",
+        flush=True,
     )
-
-    recipe = Recipe.from_dict(prefcurate.pipeline._toml_loads(RECIPE))
-
-    def margin_scores(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        # precomputed scores, as a column would hold them: 7 % of pairs negative
-        rng = np.random.default_rng(1)
-        c = rng.normal(1.0, 1.0, table.num_rows)
-        return c, c - rng.normal(1.5, 1.0, table.num_rows)
-
-    shutil.rmtree(work / "out", ignore_errors=True)  # no stage cached from an earlier run
-    sampler = RssSampler()
-    t0 = time.perf_counter()
-    res = Pipeline(
-        recipe, work / "out", data_dir=data, scorer=margin_scores, cache=True, stage_hook=sampler.hook
-    ).run()
-    wall = time.perf_counter() - t0
-    sampler.stop()
+    rec = benchkit.Records(args.records, "pipeline")
+    rec.workload(
+        source_pairs=total,
+        sources=counts,
+        scale=args.scale,
+        answer_words=args.answer_words,
+        input_bytes=input_bytes,
+        sources_arrow_bytes=sources_arrow,
+    )
+    result = work / "result.json"
+    result.unlink(missing_ok=True)
+    c = benchkit.run_child(
+        [sys.executable, __file__, "--worker", "--work", str(work), "--result", str(result)]
+    )
+    label = "prefcurate, the v0.2 recipe's CPU stages"
+    if c["rc"] != 0:
+        print(f"the pipeline failed (exit {c['rc']}):\n{c['stderr']}", file=sys.stderr)
+        rec.tool("prefcurate", label, "prefcurate", status="failed", error=c["error"])
+        return 1
+    r = json.loads(result.read_text())
     print(f"\n{'stage':26} {'input':>9} {'kept':>9} {'removed':>9} {'seconds':>8} {'peak RSS MB':>12}")
-    for s in res.summary()["stages"]:
+    for s in r["stages"]:
         print(
-            f"{s['name']:26} {s['input']:9,} {s['kept']:9,} {s['removed']:9,} {s['seconds']:8.1f} {sampler.peak.get(s['name'], 0):12.0f}"
+            f"{s['name']:26} {s['input']:9,} {s['kept']:9,} {s['removed']:9,} {s['seconds']:8.1f} {s['peak_rss_mb']:12.0f}"
         )
-    staged = sum(s["seconds"] for s in res.summary()["stages"])
+    staged = sum(s["seconds"] for s in r["stages"])
+    wall = r["seconds"]
+    after = wall - r["import_seconds"] - staged
     print(
-        f"total {wall:.0f} s; after the stages {wall - staged:.0f} s: the output, the report and the "
-        f"stage-cache writes still running in the background; {res.final.num_rows:,} pairs out"
+        f"total {wall:.1f} s cold (a fresh process: import {r['import_seconds']:.1f} s, stages {staged:.1f} s, "
+        f"then {after:.1f} s for the output, the report and the stage-cache writes); {r['output_rows']:,} pairs out"
     )
-    sel = res.stage("select")
-    pool = pa.concat_tables([sel.kept.select(["category"]), sel.removed.select(["category"])])
-    cats = pool.column("category").to_numpy(zero_copy_only=False)
-    kept = sel.kept.column("category").to_numpy(zero_copy_only=False)
-    n_math, n_code = int((cats == "Math").sum()), int((cats == "Coding & Debugging").sum())
-    n_other = len(cats) - n_math - n_code
-    k_math, k_code = int((kept == "Math").sum()), int((kept == "Coding & Debugging").sum())
-    k_other = len(kept) - k_math - k_code
+    print(
+        f"peak RSS {r['peak_rss_mb']:,.0f} MB, {r['peak_rss_mb'] * 2**20 / r['pool_bytes']:.2f}x the pool in memory "
+        f"({r['pool_bytes'] / 2**20:,.0f} MB as the read stages' Arrow tables); written "
+        f"{r['write_bytes'] / 2**20:,.0f} MB (/proc/self/io write_bytes; wait4 ru_oublock: "
+        f"{c['fs_output_bytes'] / 2**20:,.0f} MB), {r['write_bytes'] / input_bytes:.2f}x the input's "
+        f"{input_bytes / 2**20:,.0f} MB of Parquet; output folder {r['out_folder_bytes'] / 2**20:,.0f} MB"
+    )
+    sel = r["selection"]
+    (k_math, n_math), (k_code, n_code), (k_other, n_other) = sel["math"], sel["code"], sel["other"]
     ok = (k_math, k_code, k_other) == (math.floor(0.3 * n_math), math.floor(0.3 * n_code), n_other // 10)
     print(
         f"selection: Math {k_math:,}/{n_math:,}, Code {k_code:,}/{n_code:,}, other {k_other:,}/{n_other:,}: 30/30/10 % rule {'holds' if ok else 'FAILS'}"
     )
+    rec.tool(
+        "prefcurate",
+        label,
+        "prefcurate",
+        baseline=True,
+        seconds=wall,
+        rows=total,
+        peak_rss_mb=r["peak_rss_mb"],
+        loaded_rss_mb=r["loaded_rss_mb"],
+        metrics={
+            "import_seconds": r["import_seconds"],
+            "stage_seconds": staged,
+            "write_seconds": after,
+            "write_share": after / wall,
+            "pool_bytes": r["pool_bytes"],
+            "peak_over_pool": r["peak_rss_mb"] * 2**20 / r["pool_bytes"],
+            "write_bytes": r["write_bytes"],
+            "wchar": r["wchar"],
+            "fs_output_bytes": c["fs_output_bytes"],
+            "written_over_input": r["write_bytes"] / input_bytes,
+            "input_bytes": input_bytes,
+            "out_folder_bytes": r["out_folder_bytes"],
+            "output_rows": r["output_rows"],
+            "stages": [
+                {k: s[k] for k in ("name", "input", "kept", "removed", "seconds", "peak_rss_mb")}
+                for s in r["stages"]
+            ],
+        },
+        notes="bytes written: write_bytes of the child's /proc/self/io",
+    )
+    rec.check("the selection keeps floor(0.3 x Math), floor(0.3 x Code), floor(0.1 x the rest)", ok)
     return 0 if ok else 1
 
 

@@ -131,6 +131,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--reference-rows", type=int, default=48, help="rows scored one at a time, unpadded")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument(
+        "--records",
+        default=None,
+        help="append one JSON record per loop (JSON Lines, benches/benchkit.py): warm figures, "
+        "timed after a warm-up pass in one process on one model",
+    )
     a = p.parse_args()
     a.n = a.n or (200 if a.tiny else 2000)
     a.mean_len = a.mean_len or (60.0 if a.tiny else 610.0)
@@ -475,7 +481,43 @@ def main() -> int:
             "results": results,
         }
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    if args.records:
+        write_records(args, results, dev_name, total, float(lengths.mean()))
     return 0
+
+
+def write_records(args, results: dict, dev_name: str, tokens: int, mean_len: float) -> None:
+    """One record per loop: mode "warm" (the model is built and a warm-up pass
+    made before the clock: a GPU job's set-up is not what this compares)."""
+    spec = importlib.util.spec_from_file_location("benchkit", _HERE / "benchkit.py")
+    assert spec is not None and spec.loader is not None
+    benchkit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchkit)
+    rec = benchkit.Records(args.records, "rm_scoring_gpu")
+    rec.workload(
+        device=dev_name,
+        tiny=bool(args.tiny),
+        sequences=args.n,
+        tokens=tokens,
+        mean_len=mean_len,
+        token_budget=args.token_budget,
+        batch_size=args.batch_size,
+        attn=args.attn,
+    )
+    for v, r in results.items():
+        rec.tool(
+            v,
+            f"reward-bench loop (batches of {args.batch_size}, padded, attention mask)"
+            if v == "baseline"
+            else f"prefcurate RewardScorer, {v}",
+            "peer" if v == "baseline" else "prefcurate",
+            baseline=v == "prefcurate",
+            mode="warm",
+            seconds=r["seconds"],
+            rows=args.n,
+            metrics={k: x for k, x in r.items() if k != "seconds"},
+            notes=f"{dev_name}; the model built and a warm-up pass made before the clock",
+        )
 
 
 if __name__ == "__main__":

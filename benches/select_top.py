@@ -5,28 +5,41 @@ Pro -0.05 score offsets, ties by id) on 5,000,000 rows, prefcurate against
 pandas and polars, from an Arrow table in memory to an Arrow table of the kept
 rows, each tool in its own process, in one run.
 
-    python benches/select_top.py [--rows 5000000] [--repeat 3]
+    python benches/select_top.py [--rows 5000000] [--repeat 2]
 
 (Not benches/select.py: a script of that name shadows the standard
 library's `select` module for every script in this folder.)
 
-All three must keep the same rows (checked); the script prints time, peak RSS
-and the ratio to prefcurate.
+Tools: prefcurate ``select_top``; polars written two ways, ``top_k_by`` per
+group (the number to keep computed per group inside the same query) and a
+full sort with a rank per group; pandas (sort, ``cumcount``), the reference.
+Every tool computes the score offsets inside its timing and returns the kept
+rows in input order; all must keep the same rows as pandas, in the same
+order (checked); the script prints time, peak RSS and the ratio to
+prefcurate.
+
+Cold and warm: each tool runs in a fresh process that reads the pool from
+Parquet first (untimed: the user's Arrow table; pyarrow is imported then,
+and with it pandas, which pyarrow imports when it first builds an array),
+then starts the clock before the tool's imports: "cold" is its imports and
+first call on the whole table; ``--repeat`` (2) warm calls follow in the same
+process.  ``--records PATH`` appends one JSON record per tool run
+(benches/benchkit.py); ``--work DIR`` keeps the generated pool for the next
+run with the same parameters; ``--skip-peers`` leaves polars out (pandas
+stays: it is the reference).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+import benchkit
 
 CATEGORIES = {
     "Math": 98_857,
@@ -48,6 +61,7 @@ DEFAULT = 0.1
 
 
 def generate(n: int, seed: int, path: Path) -> None:
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -85,7 +99,33 @@ def run_prefcurate(table):
     )
 
 
+def run_polars_topk(table):
+    """polars as its users write a per-group top k: ``top_k_by`` in a
+    ``group_by`` with k from the group's size, then the kept rows in input order."""
+    import polars as pl
+
+    df = pl.from_arrow(table).with_row_index("row")
+    grp = pl.when(pl.col("category").is_in(list(KEEP))).then(pl.col("category")).otherwise(pl.lit("other"))
+    frac = pl.col("grp").first().replace_strict(KEEP, default=DEFAULT, return_dtype=pl.Float64)
+    valid = df.with_columns(
+        adj=pl.col("score") + pl.col("source").replace_strict(OFFSETS, default=0.0, return_dtype=pl.Float64),
+        grp=grp,
+    ).filter(pl.col("adj").is_not_null() & ~pl.col("adj").is_nan() & pl.col("category").is_not_null())
+    keep = (
+        valid.group_by("grp")
+        .agg(
+            pl.col("row").top_k_by(
+                ["adj", "id", "row"], k=(pl.len() * frac).floor().cast(pl.UInt32), reverse=[False, True, True]
+            )
+        )
+        .explode("row")
+        .select("row")
+    )
+    return df.join(keep, on="row", how="semi").sort("row").drop("row").to_arrow()
+
+
 def run_polars(table):
+    """polars with a full sort and a rank per group."""
     import polars as pl
 
     df = pl.from_arrow(table).with_row_index("row")
@@ -108,6 +148,7 @@ def run_polars(table):
 
 
 def run_pandas(table):
+    import numpy as np
     import pyarrow as pa
 
     df = table.to_pandas()
@@ -123,30 +164,61 @@ def run_pandas(table):
     return pa.Table.from_pandas(kept.drop(columns=["row", "adj", "grp"]), preserve_index=False)
 
 
-TOOLS = {"prefcurate": run_prefcurate, "polars": run_polars, "pandas": run_pandas}
+TOOLS = {
+    "prefcurate": run_prefcurate,
+    "polars top_k": run_polars_topk,
+    "polars sort": run_polars,
+    "pandas": run_pandas,
+}
+# (record id, label, role, module it needs)
+META = {
+    "prefcurate": ("prefcurate", "prefcurate `select_top`", "prefcurate", None),
+    "polars top_k": ("polars-topk", "polars, `top_k_by` per group", "peer", "polars"),
+    "polars sort": ("polars-sort", "polars, full sort + rank per group", "peer", "polars"),
+    "pandas": ("pandas", "pandas, sort + `cumcount` (the reference)", "reference", "pandas"),
+}
 
 
 def worker(tool: str, data: Path, repeat: int, result: Path) -> None:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(data)
-    TOOLS[tool](table.slice(0, 1000))  # warm-up (imports, pools), untimed
-    secs, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+    table = pq.read_table(data)  # the user's Arrow table, before the clock
+    # pyarrow imports pandas (when installed) the first time it builds an array
+    with benchkit.Cold(allow=("pyarrow", "numpy", "pandas")) as c:
         out = TOOLS[tool](table)
-        secs.append(time.perf_counter() - t0)
-    assert out is not None
-    ids = np.sort(out.column("id").to_numpy(zero_copy_only=False).astype(str))
+    secs, last = benchkit.warm(lambda: TOOLS[tool](table), repeat)
+    peak = benchkit.peak_rss_mb()
+    if last is not None:
+        out = last
+    import numpy as np
+
+    ids = out.column("id").to_numpy(zero_copy_only=False).astype(str)  # in output order
     np.save(result.with_suffix(".npy"), ids)
-    result.write_text(json.dumps({"seconds": secs, "kept": out.num_rows}))
+    result.write_text(
+        json.dumps(
+            {
+                "seconds": c.seconds,
+                "warm_seconds": secs,
+                "kept": out.num_rows,
+                "peak_rss_mb": peak,
+                "loaded_rss_mb": c.loaded_rss_mb,
+            }
+        )
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=2, help="warm calls after the cold one, per tool")
+    ap.add_argument("--skip-peers", action="store_true", help="no polars (pandas stays: the reference)")
+    ap.add_argument(
+        "--records", type=Path, default=None, help="append one JSON record per tool run (JSON Lines)"
+    )
+    ap.add_argument(
+        "--work", type=Path, default=None, help="scratch folder, pool kept (default: a temp folder)"
+    )
     ap.add_argument("--worker", choices=sorted(TOOLS), help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -154,14 +226,38 @@ def main() -> int:
     if args.worker:
         worker(args.worker, args.data, args.repeat, args.result)
         return 0
-    work = Path(tempfile.mkdtemp(prefix="prefcurate-select-"))
+    import numpy as np
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="prefcurate-select-"))
+    work.mkdir(parents=True, exist_ok=True)
     data = work / "pool.parquet"
-    t0 = time.perf_counter()
-    generate(args.rows, args.seed, data)
-    print(f"{args.rows:,} rows (id, source, category, score) in {time.perf_counter() - t0:.1f} s; {work}")
-    results = {}
-    for tool in TOOLS:
-        out = work / f"{tool}.json"
+    params = {"rows": args.rows, "seed": args.seed}
+    if benchkit.stamp_ok(work, params) and data.exists():
+        how = "reused"
+    else:
+        t0 = time.perf_counter()
+        generate(args.rows, args.seed, data)
+        benchkit.stamp(work, params)
+        how = f"generated in {time.perf_counter() - t0:.1f} s"
+    print(f"{args.rows:,} rows (id, source, category, score), {how}; {work}")
+    rec = benchkit.Records(args.records, "select_top")
+    rec.workload(
+        rows=args.rows,
+        rule="Skywork Magpie: top 30 % of Math and of Coding & Debugging, 10 % of the rest; "
+        "Air -0.1, Pro -0.05; ties by id",
+        parquet_mb=data.stat().st_size / 2**20,
+    )
+    tools = [t for t in TOOLS if not (args.skip_peers and META[t][2] == "peer")]
+    results, failed = {}, {}
+    for tool in tools:
+        need = META[tool][3]
+        why = benchkit.missing(need) if need else None
+        if why:
+            failed[tool] = ("missing", why)
+            continue
+        print(f"running {tool} ...", flush=True)
+        out = work / f"{tool.replace(' ', '-')}.json"
+        out.unlink(missing_ok=True)
         cmd = [
             sys.executable,
             __file__,
@@ -174,26 +270,58 @@ def main() -> int:
             "--repeat",
             str(args.repeat),
         ]
-        p = subprocess.Popen(cmd)
-        _, status, ru = os.wait4(p.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            print(f"{tool} failed", file=sys.stderr)
+        c = benchkit.run_child(cmd)
+        if c["rc"] != 0:
+            print(f"{tool} failed (exit {c['rc']}):\n{c['stderr']}", file=sys.stderr)
+            failed[tool] = ("failed", c["error"])
             continue
         r = json.loads(out.read_text())
-        r["peak_mb"] = ru.ru_maxrss / 1024
         r["ids"] = np.load(out.with_suffix(".npy"))
         results[tool] = r
-    base = statistics.median(results["prefcurate"]["seconds"])
-    print(f"\n{'tool':12} {'seconds':>8} {'rows/s':>12} {'peak MB':>8} {'x prefcurate':>13} {'kept':>9}")
-    for tool, r in results.items():
-        sec = statistics.median(r["seconds"])
+    base = results["prefcurate"]["seconds"] if "prefcurate" in results else None
+    wb = results.get("prefcurate", {}).get("warm_seconds")
+    wbase = statistics.median(wb) if wb else None
+    ref = results["pandas"]["ids"] if "pandas" in results else None
+    print(
+        f"\n{'tool (cold: fresh process)':28} {'cold s':>8} {'warm s':>8} {'rows/s':>12} {'peak MB':>8} "
+        f"{'x prefc.':>9} {'x warm':>8} {'kept':>9} {'= pandas':>9}"
+    )
+    for tool in tools:
+        tid, label, role, _ = META[tool]
+        if tool in failed:
+            status, why = failed[tool]
+            print(f"{tool:28} {status}: {why}")
+            rec.tool(tid, label, role, status=status, error=why, rows=args.rows)
+            continue
+        r = results[tool]
+        sec = r["seconds"]
+        wsec = statistics.median(r["warm_seconds"]) if r["warm_seconds"] else None
+        same = bool(np.array_equal(r["ids"], ref)) if ref is not None else None
+        ratio = f"{sec / base:8.2f}x" if base else "        -"
+        wratio = f"{wsec / wbase:7.2f}x" if wsec and wbase else "       -"
+        wtxt = f"{wsec:8.3f}" if wsec else "       -"
         print(
-            f"{tool:12} {sec:8.3f} {args.rows / sec:12,.0f} {r['peak_mb']:8.0f} {sec / base:12.2f}x {r['kept']:9,}"
+            f"{tool:28} {sec:8.3f} {wtxt} {args.rows / sec:12,.0f} {r['peak_rss_mb']:8.0f} {ratio:>9} {wratio:>8} "
+            f"{r['kept']:9,} {same!s:>9}"
         )
-    ref = results["prefcurate"]["ids"]
-    for tool, r in results.items():
-        if tool != "prefcurate":
-            print(f"{tool} keeps the same rows as prefcurate: {np.array_equal(r['ids'], ref)}")
+        rec.tool(
+            tid,
+            label,
+            role,
+            baseline=tool == "prefcurate",
+            seconds=sec,
+            warm_seconds=r["warm_seconds"],
+            rows=args.rows,
+            peak_rss_mb=r["peak_rss_mb"],
+            loaded_rss_mb=r["loaded_rss_mb"],
+            metrics={"rows_per_s": args.rows / sec, "kept": r["kept"], "same_rows_as_pandas": same},
+        )
+    if ref is not None:
+        for tool, r in results.items():
+            if tool != "pandas":
+                same = bool(np.array_equal(r["ids"], ref))
+                print(f"{tool} keeps the same rows as pandas, in the same order: {same}")
+                rec.check(f"{tool} keeps the same rows as pandas, in the same order", same)
     return 0
 
 

@@ -239,7 +239,8 @@ def test_recall_and_no_link_below_threshold_on_planted_real_text(shared):
         planted.append((k, len(corpus), j))
         corpus.append(v)
     threshold = 0.8
-    res = prefcurate.dedup(corpus, threshold=threshold, keep="first")
+    # the variants are planted at a Jaccard of word shingles (the decontamination tokeniser's words)
+    res = prefcurate.dedup(corpus, threshold=threshold, keep="first", shingle="word")
     cluster = res.cluster_id
     high = [(a, b) for a, b, j in planted if j >= threshold + 0.05]
     found = sum(cluster[a] >= 0 and cluster[a] == cluster[b] for a, b in high)
@@ -376,8 +377,12 @@ def test_short_and_empty_texts_follow_the_documented_rule():
         "one two three four five six seven",  # 6
         "one two three four five six seven eight",  # 7: near duplicate of 6 (J 3/4)
     ]
-    r = prefcurate.dedup(texts, threshold=0.7)
+    r = prefcurate.dedup(texts, threshold=0.7, shingle="word")
     assert r.info["no_shingles"] == 3 and r.info["short"] == 2
+    # token shingles (the default): "?! a" has three tokens, so it is short, not without shingles
+    t = prefcurate.dedup(texts, threshold=0.7)
+    assert t.info["no_shingles"] == 2 and t.info["short"] == 3
+    assert t.reason.tolist() == r.reason.tolist()
     ex, near = "exact_duplicate", "near_duplicate"
     assert r.reason.tolist() == [None, ex, None, None, ex, None, None, near]
     assert r.duplicate_of.tolist() == [-1, 0, -1, -1, 3, -1, -1, 6]
@@ -397,8 +402,10 @@ def test_short_and_empty_texts_follow_the_documented_rule():
             "rejected": [msgs(q, "no") for q in ("?", "!!", "a b c")],
         }
     )
-    r = prefcurate.dedup(p, level="prompt", threshold=0.5)
+    r = prefcurate.dedup(p, level="prompt", threshold=0.5, shingle="word")
     assert r.reason.tolist() == [None, None, None] and r.info["no_shingles"] == 3
+    r = prefcurate.dedup(p, level="prompt", threshold=0.5)
+    assert r.reason.tolist() == [None, None, None] and r.info["no_shingles"] == 0
     with pytest.raises(InvalidInputError, match="num_perm must be"):
         prefcurate.dedup(texts, num_perm=100_000)
 
@@ -472,3 +479,20 @@ def test_a_damaged_dedup_index_never_loads_silently(tmp_path):
         assert prefcurate.dedup(new, against=loaded).reason.tolist() == want, f"bit flip at byte {pos}"
         outcomes["same"] += 1
     assert outcomes["error"] > 0
+
+
+def test_math_prompts_that_differ_in_their_numbers_are_not_duplicates():
+    prompts = ["What is 2 + 3?", "What is 4 + 5?", "What is 7 * 8?"]
+    assert prefcurate.dedup(prompts).reason.tolist() == [None, None, None]
+    # one-letter words and non-Latin text are tokens too
+    assert prefcurate.dedup(["Let x be 5. Find y.", "Let a be 5. Find b."]).n_removed == 0
+    assert prefcurate.dedup(["東京の人口は何人ですか", "大阪の人口は何人ですか"], threshold=0.9).n_removed == 0
+    # the same problem written twice still is one
+    res = prefcurate.dedup(["What is 2 + 3?", "what is 2 + 3 ?", "What is 4 + 5?"])
+    assert res.reason.tolist() == [None, "near_duplicate", None] or res.reason.tolist() == [
+        None,
+        "exact_duplicate",
+        None,
+    ]
+    # the decontamination tokeniser's words, on request, drop the numbers
+    assert prefcurate.dedup(prompts, shingle="word").n_removed == 2

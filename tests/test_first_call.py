@@ -194,6 +194,7 @@ FIRST_CALLS = """
 import json, sys
 import numpy as np
 import pyarrow as pa
+assert not [m for m in HEAVY if m in sys.modules], "loaded before prefcurate"
 import prefcurate
 from prefcurate.arrays import from_numpy, strings
 
@@ -227,12 +228,14 @@ for method in ("reference", "precise"):
     for tr in (train, table, pairs):
         for be in (bench, bench_table):
             r = rows(prefcurate.decontaminate(tr, be, method=method, n=5, min_tokens=3))
+            assert r.n_removed > 0, (method, type(tr), type(be))
             r.matches, r.attribution, r.summary(), repr(r)
             if not isinstance(tr, list):
                 r.stage_result().summary()
 for data in (train, table, pairs):
     for settings in ({}, {"method": "exact"}, {"threshold": 0.5}):
         r = rows(prefcurate.dedup(data, **settings))
+        assert r.n_removed >= 20, settings
         r.attribution(), r.summary(), r.links, repr(r)
         if not isinstance(data, list):
             r.stage_result().summary()
@@ -244,14 +247,18 @@ for settings in ({"k": 5}, {"fraction": 0.3, "group_by": ["category", "source"]}
     prefcurate.select_top(table, **settings)
     prefcurate.select_top_indices(table, **settings)
     prefcurate.select_top_result(table, **settings).summary()
+n = len(train)
+prefcurate.filter_margin(pairs, (np.arange(n), np.ones(n))).summary()
+prefcurate.filter_margin(pairs, {"chosen_score": score, "rejected_score": from_numpy(np.ones(n))}).summary()
 print(json.dumps([m for m in HEAVY if m in sys.modules]))
 """
 
 
 def test_calls_load_no_heavy_package() -> None:
-    """decontaminate, dedup and select_top on lists and pyarrow tables, with
-    their kept / removed rows, in a fresh process: none of the heavy optional
-    packages is imported (pyarrow would import pandas from pa.array)."""
+    """decontaminate, dedup, select_top (and filter_margin) on lists and
+    pyarrow tables, with their kept / removed rows, in a fresh process: none
+    of the heavy optional packages is imported (pyarrow would import pandas
+    from pa.array)."""
     out = subprocess.run(
         [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{FIRST_CALLS}"],
         capture_output=True,

@@ -285,6 +285,7 @@ def test_magpie_set_from_a_hub_name(monkeypatch, magpie_records):
         return ds if split else datasets.DatasetDict({"train": ds})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the reachability check steps aside: the fake answers
     t = read_pairs("Magpie-Align/Magpie-Llama-3.1-Pro-DPO-100K-v0.1", split="train")
     assert set(t.column("source").to_pylist()) == {"magpie_pro_llama3.1"}
     t = read_pairs("Magpie-Align/Magpie-Air-DPO-100K-v0.1")

@@ -271,8 +271,40 @@ def test_report_files(demo_run):
 
 def test_cache_is_reused(demo_run, tmp_path):
     res = Pipeline(DEMO, demo_run, data_dir=cli.demo_dir()).run()
-    assert set(res.cached) == {e[0] for e in EXPECTED}
+    # merge is a concatenation, made again on every run; every other stage comes from the cache
+    assert set(res.cached) == {e[0] for e in EXPECTED} - {"merge"}
     assert res.final.num_rows == 26
+
+
+def test_the_cache_holds_decisions_not_tables(demo_run):
+    """Read stages keep their tables; every later stage keeps row numbers and
+    the columns it added (margin scores, removed rows' reasons), and a cached
+    run gives the same output byte for byte."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prefcurate.pipeline.cache import ROW
+
+    entries = [json.loads(p.read_text()) for p in (demo_run / ".cache").glob("*/done.json")]
+    decided = [e for e in entries if "kept_columns" in e]
+    assert len(decided) >= 5  # filter, select, margin, dedup, decontaminate
+    for p in (demo_run / ".cache").glob("*/done.json"):
+        meta = json.loads(p.read_text())
+        if "kept_columns" not in meta:
+            continue
+        kept = pq.read_table(p.parent / "kept.parquet")
+        assert ROW in kept.column_names
+        # message lists are never copied into a decision entry
+        assert "chosen" not in kept.column_names and "rejected" not in kept.column_names
+    before = (demo_run / "demo.jsonl").read_bytes()
+    removed_before = {p.name: p.read_bytes() for p in (demo_run / "removed").glob("*.parquet")}
+    res = Pipeline(DEMO, demo_run, data_dir=cli.demo_dir()).run()
+    assert len(res.cached) >= 10
+    assert (demo_run / "demo.jsonl").read_bytes() == before
+    after = {p.name: pq.read_table(p) for p in (demo_run / "removed").glob("*.parquet")}
+    assert set(after) == set(removed_before)
+    for name, data in removed_before.items():
+        assert pq.read_table(pa.BufferReader(data)).equals(after[name]), name
 
 
 def test_killed_run_resumes_to_the_same_output(tmp_path, demo_run):

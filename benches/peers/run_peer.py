@@ -12,7 +12,12 @@ download (decontaminate's tiktoken-rs embeds the BPE ranks in the extension).
 
 BENCH/TRAIN: JSONL with a `prompt` field per line.  Output JSON:
     {"tool", "config", "contaminated_indices": [sorted 0-based train rows],
-     "index_seconds", "scan_seconds", "peak_rss_mb", ...}
+     "index_seconds", "scan_seconds", "import_seconds", "cold_seconds",
+     "version", "peak_rss_mb", ...}
+cold_seconds = import_seconds + index_seconds + scan_seconds: the tool's
+imports (timed first, in this fresh process), its index build and its scan;
+peak_rss_mb is this process's peak after the prompts were loaded (VmHWM),
+or its largest worker process's.
 
 Configs
   default: each tool's shipped defaults (corpus-assay: NFKC+lowercase, stop
@@ -49,10 +54,50 @@ def read_prompts(path: str) -> list[str]:
     return out
 
 
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's own peak (VmHWM: ru_maxrss of an exec'd process carries
+    its parent's peak over exec), or its largest child's if larger."""
+    self_kb = _status_kb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(self_kb, child_kb) / 1024.0
+
+
+HEAVY = ("numpy", "pyarrow", "pandas", "corpus_assay", "decon")
+
+
+def import_tool(tool: str) -> float:
+    """Import the tool (a fresh process: nothing heavy imported yet); its seconds."""
+    loaded = [m for m in HEAVY if m in sys.modules]
+    if loaded:
+        raise RuntimeError(f"not a cold start: {loaded} imported before the clock")
+    t0 = time.perf_counter()
+    if tool == "corpus-assay":
+        import corpus_assay
+        import corpus_assay._native  # noqa: F401
+        import pyarrow  # noqa: F401  (corpus-assay reads Parquet)
+    else:
+        import decon  # noqa: F401
+    return time.perf_counter() - t0
+
+
+def tool_version(tool: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(tool)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 # --------------------------------------------------------------------------
@@ -399,6 +444,14 @@ def main(argv=None) -> int:
     own_tmp = a.workdir is None
     workdir = tempfile.mkdtemp(prefix="peer-") if own_tmp else a.workdir
     os.makedirs(workdir, exist_ok=True)
+    # clear the peak RSS: the prompts are loaded, the tool's run starts here
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    loaded_rss_kb = _status_kb("VmRSS")
+    import_seconds = import_tool(a.tool)
     try:
         if a.tool == "corpus-assay":
             res = run_corpus_assay(a.config, bench, train, workdir, a.threads)
@@ -416,7 +469,12 @@ def main(argv=None) -> int:
         "n_train": len(train),
         "n_contaminated": len(res["contaminated_indices"]),
         **res,
+        # cold: the tool's imports, its index build and its scan, in a fresh process
+        "import_seconds": round(import_seconds, 4),
+        "cold_seconds": round(import_seconds + res["index_seconds"] + res["scan_seconds"], 4),
+        "version": tool_version(a.tool),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "loaded_rss_mb": round(loaded_rss_kb / 1024, 1) if loaded_rss_kb else None,
         "python": sys.version.split()[0],
     }
     out["index_seconds"] = round(out["index_seconds"], 4)

@@ -43,7 +43,7 @@ _Level: TypeAlias = Literal[
 #: how a benchmark index cuts texts into n-grams
 _Method: TypeAlias = Literal["reference", "precise"]
 #: shingles: word n-grams or character n-grams of the normalised text
-_ShingleKind: TypeAlias = Literal["word", "char"]
+_ShingleKind: TypeAlias = Literal["token", "word", "char"]
 #: MinHash permutation family: fast 64-bit hashes, or datasketch's SHA-1 (identical signatures)
 _FamilyKind: TypeAlias = Literal["fast", "datasketch"]
 #: (NFKC, lower case, collapse whitespace)

@@ -10,6 +10,7 @@ rows back in the kind the user passed.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,15 @@ class Resolved:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+
+def might_be(obj: Any, package: str) -> bool:
+    """Whether ``obj``'s class, or one of its bases, comes from ``package``
+    (``"polars"``, ``"datasets"``...), without importing it: a package that
+    is not imported cannot have made ``obj``."""
+    if package not in sys.modules:
+        return False
+    return any((c.__module__ or "").partition(".")[0] == package for c in type(obj).__mro__)
 
 
 def take(arr: Any, indices: np.ndarray) -> Any:
@@ -172,8 +182,7 @@ def resolve(obj: Any, *, text: str | None, what: str) -> Resolved:
         return Resolved("array", _string_column(obj, what), None, obj, None, what)
     if isinstance(obj, (list, tuple)):
         return Resolved("list", _from_list(list(obj), what), None, list(obj), None, what)
-    mod = type(obj).__module__ or ""
-    if mod.startswith("datasets"):
+    if might_be(obj, "datasets"):
         if type(obj).__name__ == "DatasetDict":
             raise InvalidInputError(
                 f"{what}: a DatasetDict holds several splits ({list(obj)}); pass one, e.g. ds['train']"
@@ -181,7 +190,7 @@ def resolve(obj: Any, *, text: str | None, what: str) -> Resolved:
         table = dataset_table(obj)
         name, col = _pick_column(table, text, what)
         return Resolved("dataset", col, table, obj, name, what, f"{what} column {name!r}")
-    if mod.startswith("polars"):
+    if might_be(obj, "polars"):
         if type(obj).__name__ == "Series":
             return Resolved("polars_series", _string_column(obj.to_arrow(), what), None, obj, None, what)
         if type(obj).__name__ == "LazyFrame":
@@ -274,10 +283,9 @@ def as_table(data: Any, what: str = "select") -> pa.Table:
         return data
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
-    mod = type(data).__module__ or ""
-    if mod.startswith("polars"):
+    if might_be(data, "polars"):
         return data.to_arrow()
-    if mod.startswith("datasets"):
+    if might_be(data, "datasets"):
         return dataset_table(data)
     if hasattr(data, "__arrow_c_stream__"):
         return pa.table(data)

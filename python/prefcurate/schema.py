@@ -167,9 +167,6 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
     (Arrow releases the interpreter lock): with long text this is several
     times faster than ``table.take(indices)``, which copies the nested
     message lists on one thread."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     import numpy as np
     import pyarrow.compute as pc
 
@@ -186,6 +183,9 @@ def split_table(table: pa.Table, keep: Any) -> tuple[pa.Table, pa.Table]:
         parts = [[pc.filter(c, m) for c in cols] for m in masks]
     else:
         if _split_pool is None:
+            import os
+            from concurrent.futures import ThreadPoolExecutor  # only for large tables
+
             _split_pool = ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)), "prefcurate-split")
         futs = [[_split_pool.submit(pc.filter, c, m) for c in cols] for m in masks]
         parts = [[f.result() for f in row] for row in futs]

@@ -53,20 +53,19 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .. import __version__, engines, hub
 from ..api import decontaminate, dedup, select_top_result
 from ..errors import PrefcurateError
 from ..schema import StageResult, with_columns
 from ..stages.margin import filter_margin
+from .cache import StageCache, numbered
 from .recipe import Recipe
 
 log = logging.getLogger("prefcurate.pipeline")
@@ -308,9 +307,7 @@ class Pipeline:
         # stage outputs are written to the cache in a background thread,
         # overlapping the next stage; a stage's cache entry is complete once
         # its done.json exists (written last, then the folder renamed)
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
-        self._stored: dict[str, Path] = {}
+        self._cache = StageCache(self.out / ".cache", cache)
 
     # -- planning
 
@@ -353,59 +350,6 @@ class Pipeline:
         return lines
 
     # -- caching
-
-    def _cache_dir(self, key: str) -> Path:
-        return self.out / ".cache" / key
-
-    def _cached(self, name: str, key: str) -> StageResult | None:
-        d = self._cache_dir(key)
-        if not (self.cache and (d / "done.json").exists()):
-            return None
-        try:
-            meta = json.loads((d / "done.json").read_text())
-            kept = pq.read_table(d / "kept.parquet")
-            removed = pq.read_table(d / "removed.parquet")
-            res = StageResult(name, kept, removed, meta["n_input"], meta.get("info", {}))
-        except (OSError, ValueError, KeyError, TypeError, AssertionError, pa.ArrowException) as e:
-            # a damaged entry (truncated file, edited folder): computed again
-            log.warning("%s: the cached result in %s cannot be read (%s); computing it again", name, d, e)
-            return None
-        self._stored[name] = d
-        return res
-
-    def _store(self, key: str, res: StageResult) -> None:
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(2, thread_name_prefix="prefcurate-cache")
-        self._stored[res.stage] = self._cache_dir(key)
-        self._pending.append(self._writer.submit(self._store_now, key, res))
-
-    def _flush(self, *, quiet: bool = False) -> None:
-        """Wait for the cache writes; raise the first error unless ``quiet``
-        (the run already failed: its error is the one to see)."""
-        pending, self._pending = self._pending, []
-        errors = []
-        for f in pending:
-            try:
-                f.result()
-            except Exception as e:
-                errors.append(e)
-        if errors and not quiet:
-            raise errors[0]
-        for err in errors:
-            log.warning("writing the stage cache failed: %s", err)
-
-    def _store_now(self, key: str, res: StageResult) -> None:
-        d = self._cache_dir(key)
-        tmp = d.with_name(d.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        # as prefcurate.io.write_table writes Parquet: the removed rows' file
-        # is also the run's removed/<stage>.parquet
-        pq.write_table(res.kept, tmp / "kept.parquet", compression="zstd")
-        pq.write_table(res.removed, tmp / "removed.parquet", compression="zstd")
-        (tmp / "done.json").write_text(json.dumps({"n_input": res.n_input, "info": res.info}, default=str))
-        shutil.rmtree(d, ignore_errors=True)
-        tmp.rename(d)
 
     # -- stages
 
@@ -569,7 +513,7 @@ class Pipeline:
         try:
             return self._run()
         except BaseException:
-            self._flush(quiet=True)  # what was computed stays cached for the next run
+            self._cache.flush(quiet=True)  # what was computed stays cached for the next run
             raise
 
     def _run(self) -> PipelineResult:
@@ -582,21 +526,29 @@ class Pipeline:
 
         with self._progress(len(steps)) as advance:
 
-            def stage(name: str, key: str, fn: Any) -> StageResult:
+            def stage(
+                name: str, key: str, fn: Any, inp: pa.Table | None = None, *, cache: bool = True
+            ) -> StageResult:
+                """Run ``fn`` (on ``inp`` numbered, when the stage has an
+                input table), or make its result from the cache."""
                 if self.stage_hook:
                     self.stage_hook(name, "start")
                 t0 = time.perf_counter()
-                res = self._cached(name, key)
+                res = self._cache.load(name, key, inp) if cache else None
                 if res is not None:
                     cached.append(name)
                     log.info("%s: cached (%s)", name, key)
                 else:
-                    res = fn()
+                    res = fn() if inp is None else fn(numbered(inp))
                     if res.kept.num_rows + res.removed.num_rows != res.n_input:
                         raise PipelineError(
                             f"{name}: {res.n_input} rows in but {res.kept.num_rows} kept + {res.removed.num_rows} removed"
                         )
-                    self._store(key, res)
+                    entry = None
+                    if inp is not None:
+                        res, entry = self._cache.decisions(res, inp)
+                    if cache:
+                        self._cache.store(key, res, entry)
                 timings[name] = time.perf_counter() - t0
                 log.info(
                     "%s: %d in, %d kept, %d removed (%.2f s)",
@@ -628,7 +580,8 @@ class Pipeline:
                     res = stage(
                         f"filter:{s['name']}",
                         key,
-                        lambda t=table, s=s: self._filter(s["name"], t, s["where"]),
+                        lambda t, s=s: self._filter(s["name"], t, s["where"]),
+                        table,
                     )
                     table = res.kept
                 per_source[s["name"]] = (table, key)
@@ -637,7 +590,7 @@ class Pipeline:
                 names = r.select["sources"]
                 key = _key("select", r.select, [per_source[n][1] for n in names])
                 pool = _concat([per_source[n][0] for n in names])
-                res = stage("select", key, lambda: self._select(pool))
+                res = stage("select", key, self._select, pool)
                 for n in names:  # the selected rows, back to their sources in pool order
                     per_source[n] = (res.kept.filter(pc.equal(res.kept.column("source"), n)), key)
 
@@ -649,23 +602,27 @@ class Pipeline:
                     [per_source[n][1] for n in names],
                 )
                 part = _concat([per_source[n][0] for n in names])
-                res = stage("margin", key, lambda: self._margin(part))
+                res = stage("margin", key, self._margin, part)
                 for n in names:
                     per_source[n] = (res.kept.filter(pc.equal(res.kept.column("source"), n)), key)
 
             merged = _concat([per_source[s["name"]][0] for s in r.sources])
             key = _key("merge", [per_source[s["name"]][1] for s in r.sources])
+            # a concatenation: made again on every run, nothing to cache
             res = stage(
-                "merge", key, lambda: StageResult("merge", merged, merged.slice(0, 0), merged.num_rows)
+                "merge",
+                key,
+                lambda: StageResult("merge", merged, merged.slice(0, 0), merged.num_rows),
+                cache=False,
             )
             table = res.kept
 
             if r.dedup:
                 key = _key("dedup", r.dedup, key)
-                table = stage("dedup", key, lambda t=table: self._dedup(t)).kept
+                table = stage("dedup", key, self._dedup, table).kept
             if r.decontaminate:
                 key = _key("decontaminate", r.decontaminate, self._bench_fingerprint(), key)
-                table = stage("decontaminate", key, lambda t=table: self._decontaminate(t)).kept
+                table = stage("decontaminate", key, self._decontaminate, table).kept
 
             result = PipelineResult(r, self.out, table, stages, timings, cached)
             self._write(result)
@@ -728,22 +685,18 @@ class Pipeline:
             json.dumps(result.summary(), indent=2, default=str) + "\n", encoding="utf-8"
         )
         write_report(result, self.out)
-        # the removed rows: the stage cache's file when there is one (the
-        # same table, already encoded: copied), else written here (also when
-        # a cache write failed: that is logged, the run's output is complete)
-        self._flush(quiet=True)
+        # the removed rows, written once here (the cache holds decisions);
+        # the cache writes end first: a failed one is logged, the run's output
+        # is complete either way
+        self._cache.flush(quiet=True)
         removed_dir = self.out / "removed"
         removed_dir.mkdir(exist_ok=True)
         for s in result.stages:
-            if not s.removed.num_rows:
-                continue
             dest = self.out / removed_file(s.stage)
-            cached = self._stored.get(s.stage)
-            if cached is not None and (cached / "done.json").exists():
-                # a copy, not a link: rewriting the output must not change the cache
-                shutil.copyfile(cached / "removed.parquet", dest)
-            else:
+            if s.removed.num_rows:
                 write_table(s.removed, dest)
+            else:
+                dest.unlink(missing_ok=True)  # an earlier run's file would mislead
         tmp = card.with_name(f".{card.name}.{os.getpid()}.tmp")
         tmp.write_text(build_card(result, self.out), encoding="utf-8")
         os.replace(tmp, card)

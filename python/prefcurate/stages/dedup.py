@@ -8,8 +8,8 @@ order:
    another row (pairs only; both rows go, each pointing at the other);
 3. ``exact_duplicate``: identical keys once normalised (NFKC, case,
    whitespace: each optional);
-4. ``near_duplicate`` (``method="minhash"``): MinHash signatures over word or
-   character shingles, LSH buckets with bands and rows derived from the
+4. ``near_duplicate`` (``method="minhash"``): MinHash signatures over token,
+   word or character shingles, LSH buckets with bands and rows derived from the
    threshold (a pair at threshold + 0.05 is a candidate with probability
    0.995 or more; see :func:`lsh_params`), and every candidate pair verified by
    the exact Jaccard similarity of the two shingle *sets* (of strings): a pair
@@ -26,14 +26,23 @@ Keys by ``level`` for chosen / rejected message lists: ``prompt`` (the prompt
 turns with their roles), ``prompt_chosen`` (plus the chosen answer), ``pair``
 (plus the rejected answer).  A text column is its own key.
 
+Shingle units (``shingle=``): ``token`` (the default) is every token that
+carries meaning: runs of letters and digits of any length (numbers and
+one-letter words included), each other non-space character (operators,
+symbols, punctuation) on its own, each Han / kana character on its own; so
+``"What is 2 + 3?"`` and ``"What is 4 + 5?"`` are different problems.
+``word`` is the decontamination tokeniser's words (runs of two or more word
+characters: numbers of one digit, one-letter words and symbols are dropped),
+``char`` the characters of the normalised key.
+
 Short, empty and missing texts: a text with fewer units than one shingle
-(for word shingles its tokens and role markers; for character shingles the
-characters of its normalised key, which holds a separator before and after
-each part, so an empty text has two) has a single shingle, the whole text:
-it is near-linked only to texts with the same units (Jaccard 1), never to
-longer texts that contain it.  With word shingles a text without any token
-(empty, or only punctuation, spaces and one-letter words: tokens are runs of
-two or more word characters) has no shingle and no LSH key and is
+(for token and word shingles its tokens and role markers; for character
+shingles the characters of its normalised key, which holds a separator before
+and after each part, so an empty text has two) has a single shingle, the
+whole text: it is near-linked only to texts with the same units (Jaccard 1),
+never to longer texts that contain it.  With token or word shingles a text
+without any token (empty or only spaces; with word shingles also only
+punctuation and one-letter words) has no shingle and no LSH key and is
 deduplicated by its exact key only (two empty prompts are exact duplicates).
 Both kinds are kept or removed as any other row, and counted in
 ``info["short"]`` and ``info["no_shingles"]``.  A missing text (None / null)
@@ -63,7 +72,7 @@ from ..schema import EngineRows, Splitter, StageResult
 STAGE = "dedup"
 LEVELS = ("prompt", "prompt_chosen", "pair")
 METHODS = ("exact", "minhash")
-SHINGLES = ("word", "char")
+SHINGLES = ("token", "word", "char")
 FAMILIES = ("fast", "datasketch")
 #: The most MinHash permutations (and so LSH bands) a run may use.
 MAX_PERM = 8192
@@ -158,7 +167,13 @@ class DedupConfig(StageConfig):
     nfkc: bool = param(True, "NFKC-normalise before keys and shingles", check=is_bool)
     lowercase: bool = param(True, "lowercase before keys and shingles", check=is_bool)
     whitespace: bool = param(True, "collapse whitespace before keys and shingles", check=is_bool)
-    shingle: str = param("word", "shingle units: word n-grams or character n-grams", choices=SHINGLES)
+    shingle: str = param(
+        "token",
+        "shingle units: token (every token that carries meaning: words of any length, numbers, single "
+        "letters, operators and symbols, Han and kana characters one each), word (the decontamination "
+        "tokeniser's words of 2+ word characters, which drops numbers and one-letter words), or char",
+        choices=SHINGLES,
+    )
     ngram: int = param(5, "units per shingle", check=in_range(1, 1 << 20, integer=True))
     num_perm: int = param(128, "MinHash permutations", check=in_range(1, MAX_PERM, integer=True))
     bands: int | None = param(

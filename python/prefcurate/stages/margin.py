@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._progress import ProgressArg
+from ..arrays import from_numpy, to_numpy
 from ..config import StageConfig, in_range, param
 from ..errors import InvalidInputError
 from ..inputs import as_pair_table
@@ -50,7 +51,13 @@ def _is_scorer(x: Any) -> bool:
 
 
 def _float_column(values: Any, n: int, what: str) -> np.ndarray:
-    arr = values.to_numpy(zero_copy_only=False) if isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    arr = values
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        t = values.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):  # nulls as NaN, without pandas
+            arr = to_numpy(values.cast(pa.float64(), safe=False), fill=np.nan)
+        else:
+            arr = values.to_numpy(zero_copy_only=False)
     try:
         out = np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -126,9 +133,9 @@ def filter_margin(
     table = with_columns(
         table,
         {
-            "chosen_score": pa.array(c, pa.float64()),
-            "rejected_score": pa.array(r, pa.float64()),
-            "margin": pa.array(margin, pa.float64()),
+            "chosen_score": from_numpy(c, type=pa.float64()),
+            "rejected_score": from_numpy(r, type=pa.float64()),
+            "margin": from_numpy(margin, type=pa.float64()),
         },
     )
     nan = np.isnan(margin)
