@@ -355,6 +355,13 @@ pub enum Shingle {
     /// `n` consecutive word tokens (the reference tokeniser's tokens of the
     /// normalised text, a role marker token before each marked part)
     Word(usize),
+    /// `n` consecutive tokens of every kind that carries meaning: runs of
+    /// letters and digits of any length (numbers and one-letter words
+    /// included), each other non-space character (operators, symbols,
+    /// punctuation) on its own, and each Han / kana character on its own
+    /// (scripts written without spaces); a role marker token before each
+    /// marked part.  `"What is 2 + 3?"` and `"What is 4 + 5?"` differ.
+    Token(usize),
     /// `n` consecutive characters of the normalised key
     Char(usize),
 }
@@ -368,10 +375,11 @@ impl Shingle {
             ));
         }
         match kind {
+            "token" => Ok(Shingle::Token(n)),
             "word" => Ok(Shingle::Word(n)),
             "char" => Ok(Shingle::Char(n)),
             other => Err(CoreError::InvalidArgument(format!(
-                "unknown shingle kind {other:?}: use 'word' or 'char'"
+                "unknown shingle kind {other:?}: use 'token', 'word' or 'char'"
             ))),
         }
     }
@@ -504,6 +512,44 @@ struct Shingler<'t> {
     units: usize,
 }
 
+/// Han ideographs and kana: scripts written without spaces, one token a
+/// character.
+fn spaceless_script(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF | 0x31F0..=0x31FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF
+        | 0xF900..=0xFAFF | 0xFF66..=0xFF9F | 0x20000..=0x2FA1F)
+}
+
+/// The tokens of [`Shingle::Token`] of the normalised `text`: copied into
+/// `out_text`, with their spans and `hash_bytes` hashes in `out`.
+fn meaning_tokens(text: &str, out_text: &mut String, out: &mut Tokens) {
+    out.clear();
+    out_text.clear();
+    out_text.push_str(text);
+    let bytes = text.as_bytes();
+    let mut run: Option<usize> = None;
+    let push = |a: usize, b: usize, out: &mut Tokens| {
+        out.spans.push((a as u32, b as u32));
+        out.hashes.push(hash_bytes(&bytes[a..b]));
+    };
+    for (i, c) in text.char_indices() {
+        let word = (c.is_alphanumeric() || c == '_') && !spaceless_script(c);
+        if word {
+            run.get_or_insert(i);
+            continue;
+        }
+        if let Some(a) = run.take() {
+            push(a, i, out);
+        }
+        if !c.is_whitespace() && !c.is_control() {
+            push(i, i + c.len_utf8(), out);
+        }
+    }
+    if let Some(a) = run {
+        push(a, text.len(), out);
+    }
+}
+
 /// Marks a role marker's hash apart from a token's.
 const MARKER_SEED: u64 = 0x243f_6a88_85a3_08d3;
 
@@ -535,6 +581,12 @@ impl<'t> Shingler<'t> {
     /// whitespace cannot change its tokens (the tokeniser lower-cases, and a
     /// token is a run of word characters).
     fn tokenize_part(&mut self, text: &str) {
+        if matches!(self.kind, Shingle::Token(_)) {
+            self.key.clear();
+            normalize_into(self.tables, self.norm, text, &mut self.key, &mut self.tmp);
+            meaning_tokens(&self.key, &mut self.low, &mut self.toks);
+            return;
+        }
         let src: &str = if text.is_ascii() {
             text
         } else {
@@ -554,9 +606,9 @@ impl<'t> Shingler<'t> {
     /// Fill `set` with the row's shingles (in row order, repeats kept), with
     /// their strings when `strings` (else only their hashes).
     fn fill(&mut self, parts: &[(&str, &str)], set: &mut ShingleSet, strings: bool) {
-        set.clear(matches!(self.kind, Shingle::Word(_)));
+        set.clear(matches!(self.kind, Shingle::Word(_) | Shingle::Token(_)));
         match self.kind {
-            Shingle::Word(n) => {
+            Shingle::Word(n) | Shingle::Token(n) => {
                 // the words (a marker word "\x01role" before each marked part)
                 self.word_hashes.clear();
                 let mut tokens = 0usize;
@@ -885,7 +937,7 @@ pub fn row_band_keys(
     let num_perm = family.num_perm();
     band_keys(&[], num_perm, bands, rows)?; // checks the banding
     let width = match kind {
-        Shingle::Word(w) | Shingle::Char(w) => w,
+        Shingle::Word(w) | Shingle::Token(w) | Shingle::Char(w) => w,
     };
     let mut keys = vec![0u64; n * bands];
     let mut short = vec![false; n];
@@ -1170,6 +1222,41 @@ mod tests {
             exact_groups(&tables(), NORM, 2, &f, &Ctx::new()).unwrap(),
             vec![0, 1]
         );
+    }
+
+    #[test]
+    fn token_shingles_keep_numbers_letters_operators_and_han() {
+        let t = tables();
+        let toks = |text: &str| shingle_strings(&t, NORM, Shingle::Token(1), &[("", text)]);
+        let s = toks("What is 2 + 3?");
+        let words: Vec<String> = s
+            .iter()
+            .map(|w| String::from_utf8(w.clone()).unwrap())
+            .collect();
+        assert_eq!(words, ["what", "is", "2", "+", "3", "?"]);
+        let han = toks("東京は x=1");
+        let han: Vec<String> = han
+            .iter()
+            .map(|w| String::from_utf8(w.clone()).unwrap())
+            .collect();
+        assert_eq!(han, ["東", "京", "は", "x", "=", "1"]);
+        // math prompts that differ only in their numbers are not near copies
+        let sets: Vec<Vec<Vec<u8>>> = ["What is 2 + 3?", "What is 4 + 5?", "What is 7 * 8?"]
+            .iter()
+            .map(|p| shingle_strings(&t, NORM, Shingle::Token(5), &[("", p)]))
+            .collect();
+        for a in 0..3 {
+            for b in a + 1..3 {
+                let common = sets[a].iter().filter(|x| sets[b].contains(x)).count();
+                assert_eq!(common, 0, "{a} {b}");
+            }
+        }
+        // the reference word tokens drop them all: the three are one text
+        let w: Vec<Vec<Vec<u8>>> = ["What is 2 + 3?", "What is 4 + 5?"]
+            .iter()
+            .map(|p| shingle_strings(&t, NORM, Shingle::Word(5), &[("", p)]))
+            .collect();
+        assert_eq!(w[0], w[1]);
     }
 
     #[test]
