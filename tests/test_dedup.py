@@ -486,7 +486,9 @@ def test_math_prompts_that_differ_in_their_numbers_are_not_duplicates():
     assert prefcurate.dedup(prompts).reason.tolist() == [None, None, None]
     # one-letter words and non-Latin text are tokens too
     assert prefcurate.dedup(["Let x be 5. Find y.", "Let a be 5. Find b."]).n_removed == 0
-    assert prefcurate.dedup(["東京の人口は何人ですか", "大阪の人口は何人ですか"], threshold=0.9).n_removed == 0
+    assert (
+        prefcurate.dedup(["東京の人口は何人ですか", "大阪の人口は何人ですか"], threshold=0.9).n_removed == 0
+    )
     # the same problem written twice still is one
     res = prefcurate.dedup(["What is 2 + 3?", "what is 2 + 3 ?", "What is 4 + 5?"])
     assert res.reason.tolist() == [None, "near_duplicate", None] or res.reason.tolist() == [

@@ -243,6 +243,11 @@ for keep in ("score", ["b", "a"]):
     rows(prefcurate.dedup(table, keep=keep)).stage_result()
 index = prefcurate.DedupIndex(train[:100])
 rows(prefcurate.dedup(train[50:], against=index)).attribution()
+import os, tempfile
+with tempfile.TemporaryDirectory() as tmp:
+    index.save(os.path.join(tmp, "index.parquet"))
+    index = prefcurate.DedupIndex.load(os.path.join(tmp, "index.parquet"))
+rows(prefcurate.dedup(table, against=index)).attribution()
 for settings in ({"k": 5}, {"fraction": 0.3, "group_by": ["category", "source"]}, prefcurate.SKYWORK_MAGPIE):
     prefcurate.select_top(table, **settings)
     prefcurate.select_top_indices(table, **settings)
@@ -267,3 +272,37 @@ def test_calls_load_no_heavy_package() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+# ---------------------------------------------------------------- table set-up
+
+
+def _lsh_params_one_by_one(threshold: float, num_perm: int, recall: float, margin: float) -> tuple[int, int]:
+    """The banding choice evaluated one banding at a time (what
+    ``lsh_params`` computes in one array)."""
+    lo = np.linspace(0.0, threshold, 201)
+    at = min(threshold + margin, 1.0)
+    best, best_fp = None, float("inf")
+    fallback, fallback_p = (1, num_perm), -1.0
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            p_at = 1 - (1 - at**r) ** b
+            if p_at < recall:
+                if p_at > fallback_p:
+                    fallback, fallback_p = (b, r), p_at
+                continue
+            y = 1 - (1 - lo**r) ** b
+            fp = float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(lo)))
+            if fp < best_fp:
+                best, best_fp = (b, r), fp
+    return best if best is not None else fallback
+
+
+@pytest.mark.parametrize("num_perm", [1, 2, 7, 64, 128, 256])
+@pytest.mark.parametrize(("recall", "margin"), [(0.995, 0.05), (0.999, 0.2), (0.5, 0.0)])
+def test_lsh_params_equal_the_one_by_one_choice(num_perm: int, recall: float, margin: float) -> None:
+    from prefcurate.stages.dedup import lsh_params
+
+    for threshold in (0.0, 0.05, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0):
+        want = _lsh_params_one_by_one(threshold, num_perm, recall, margin)
+        assert lsh_params.__wrapped__(threshold, num_perm, recall, margin) == want, threshold

@@ -12,6 +12,7 @@ import os as _os
 from . import _core
 from ._unicode import ensure_tables as _ensure_tables
 from .api import decontaminate, dedup, select_top, select_top_indices, select_top_result
+from .embed import CallableEmbedder, SemanticIndex
 from .errors import IndexFileError, InvalidInputError, PrefcurateError
 from .io import (
     ConvertResult,
@@ -31,12 +32,14 @@ from .stages.dedup_index import DedupIndex
 from .stages.index import BenchmarkIndex
 from .stages.margin import MarginConfig, filter_margin
 from .stages.select import SKYWORK_MAGPIE, SelectConfig
+from .stages.semantic import SemanticDecontaminateConfig, SemanticDedupConfig, calibrate_threshold
 
 __version__: str = _core.__version__
 
 __all__ = [
     "SKYWORK_MAGPIE",
     "BenchmarkIndex",
+    "CallableEmbedder",
     "ConvertResult",
     "DecontaminateConfig",
     "DecontaminationResult",
@@ -50,8 +53,12 @@ __all__ = [
     "PrefcurateError",
     "RewardScorer",
     "SelectConfig",
+    "SemanticDecontaminateConfig",
+    "SemanticDedupConfig",
+    "SemanticIndex",
     "StageResult",
     "__version__",
+    "calibrate_threshold",
     "convert_pairs",
     "decontaminate",
     "dedup",

@@ -24,6 +24,7 @@ from .stages.decontaminate import DecontaminateConfig, DecontaminationResult
 from .stages.dedup import DedupConfig, DedupResult
 from .stages.dedup_index import DedupIndex
 from .stages.select import SelectConfig
+from .stages.semantic import SemanticDecontaminateConfig, SemanticDedupConfig
 
 C = TypeVar("C", bound=StageConfig)
 
@@ -43,8 +44,13 @@ def make_config(cls: type[C], config: C | None, settings: dict[str, Any], what: 
     return config.replace(**settings) if settings else config
 
 
-def _ray_kw(engine: str, ray_options: Any) -> dict[str, Any]:
-    return {"options": ray_options} if engine == "ray" else {}
+def _semantic(config: Any, settings: dict[str, Any], cls: type) -> Any:
+    """The semantic config when the call asks for the semantic method
+    (``method="semantic"`` or a semantic config), else None."""
+    if isinstance(config, cls) or settings.get("method") == "semantic":
+        rest = {k: v for k, v in settings.items() if k != "method"}
+        return make_config(cls, config if isinstance(config, cls) else None, rest, cls.stage)
+    return None
 
 
 def decontaminate(
@@ -72,6 +78,12 @@ def decontaminate(
     ``"ray"`` (the reference method; ``kept`` / ``removed`` are then lazy Ray
     datasets), with ``ray_options`` (a dict or
     :class:`prefcurate.engines.ray.RayOptions`)."""
+    sem = _semantic(config, settings, SemanticDecontaminateConfig)
+    if sem is not None:
+        runner = engines.semantic(engine)
+        if engine == "ray":
+            return runner.decontaminate(train, benchmark, sem, options=ray_options)  # type: ignore[no-any-return]
+        return runner.decontaminate(train, benchmark, sem, progress=progress)  # type: ignore[no-any-return]
     cfg = make_config(DecontaminateConfig, config, settings, "decontaminate")
     eng = engines.get(engine)
     if engine == "ray":
@@ -98,6 +110,16 @@ def dedup(
     ``config=``.  ``against``: a :class:`DedupIndex`, to remove the rows that
     duplicate its rows instead (its settings apply; local engine only).
     ``engine`` / ``ray_options``: as for :func:`decontaminate`."""
+    sem = _semantic(config, settings, SemanticDedupConfig)
+    if sem is not None:
+        if against is not None:
+            raise InvalidInputError(
+                "dedup: method='semantic' does not take against= (a DedupIndex of n-gram keys)"
+            )
+        runner = engines.semantic(engine)
+        if engine == "ray":
+            return runner.dedup(data, sem, options=ray_options)  # type: ignore[no-any-return]
+        return runner.dedup(data, sem)  # type: ignore[no-any-return]
     cfg = make_config(DedupConfig, config, settings, "dedup")
     eng = engines.get(engine)
     ensure_tables()

@@ -205,9 +205,33 @@ Splitter = Callable[[Any, pa.Table, str], tuple[Any, Any]]
 
 class EngineRows:
     """What the results of the row-level stages (dedup, decontaminate) share:
-    their rows come from the engine's splitter (``_splitter``)."""
+    their rows come from the engine's splitter (``_splitter``), made on
+    first use (a caller that only needs the flags or the matches does not pay
+    for copying the rows): tables (or lists, Datasets, polars frames) in the
+    kind the data came in on the local engine, lazy Ray datasets on Ray."""
 
     _splitter: Splitter | None
+    _split: tuple[Any, Any] | None
+
+    def _split_args(self) -> tuple[Any, pa.Table, str]:
+        """(removed mask, attribution, its row-number column)."""
+        raise NotImplementedError
+
+    def _rows(self) -> tuple[Any, Any]:
+        if self._split is None:
+            assert self._splitter is not None, "a result made without its rows"
+            self._split = self._splitter(*self._split_args())
+        return self._split
+
+    @property
+    def kept(self) -> Any:
+        """The rows that stay, in the kind the data was given."""
+        return self._rows()[0]
+
+    @property
+    def removed(self) -> Any:
+        """The removed rows with their attribution / provenance columns."""
+        return self._rows()[1]
 
     def write_parquet(self, path: Any) -> dict[str, str]:
         """Write ``kept`` and ``removed`` as Parquet shards under ``path/kept``

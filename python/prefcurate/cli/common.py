@@ -192,3 +192,22 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def add_choice(p: argparse.ArgumentParser, dest: str, value: str, note: str) -> None:
+    """Let option ``dest`` also take ``value`` (a stage's other method)."""
+    for action in p._actions:
+        if action.dest == dest and action.choices is not None:
+            action.choices = (*action.choices, value)
+            action.help = f"{action.help}; {note}"
+            return
+    raise KeyError(dest)
+
+
+def add_semantic(p: argparse.ArgumentParser, config: Any, title: str) -> None:
+    """The semantic method's options (from its config), beside the n-gram
+    method's: names the parser has already (--threshold, --text, ...) are
+    shared."""
+    have = {a.dest for a in p._actions}
+    group = p.add_argument_group(title)
+    config.add_arguments(group, exclude=tuple(n for n in config.names() if n in have))

@@ -17,6 +17,7 @@ from ..errors import InvalidInputError
 from ..io import write_table
 from ..stages.decontaminate import DecontaminateConfig, DecontaminationResult
 from ..stages.index import BenchmarkIndex
+from ..stages.semantic import SemanticDecontaminateConfig
 from . import common
 
 INDEX_SUFFIX = ".pcidx"
@@ -104,7 +105,9 @@ def print_summary(summary: dict, out: Path, console) -> None:
     )
 
 
-def _params(config: DecontaminateConfig) -> dict:
+def _params(config: Any) -> dict:
+    if isinstance(config, SemanticDecontaminateConfig):
+        return config.params()
     p: dict[str, Any] = {"method": config.method, "ngram_range": list(config.ngram_range)}
     if config.method == "precise":
         p.update(
@@ -121,7 +124,11 @@ def cmd_decontaminate(args: argparse.Namespace) -> int:
     console = common.console(args)
     t0 = time.perf_counter()
     progress = common.show_progress(args, console)
-    config = DecontaminateConfig.from_args(args)
+    config: Any
+    if args.method == "semantic":
+        config = SemanticDecontaminateConfig.from_args(args)
+    else:
+        config = DecontaminateConfig.from_args(args)
     out = common.out_dir(args)
     fmt = common.output_format(args, args.train)
     res = decontaminate(args.train, _benchmark_arg(args), config, num_threads=args.threads, progress=progress)
@@ -168,6 +175,10 @@ def add_parsers(sub: Any) -> None:
     )
     common.add_output(d)
     DecontaminateConfig.add_arguments(d)
+    common.add_choice(
+        d, "method", "semantic", "semantic: embedding cosine against the benchmark (--embedder, --threshold)"
+    )
+    common.add_semantic(d, SemanticDecontaminateConfig, "semantic method (--method semantic)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     d.set_defaults(func=cmd_decontaminate)

@@ -24,7 +24,8 @@ Two sources of unrelated texts:
     normalised spacings ``r (s_r - s_(r+1))`` are independent draws of the
     tail's scale ``beta``, and ``E[s_1 - s_(m+1)] = beta (1 + 1/2 + ... +
     1/m)``.  So each item scores ``s_(m+1) + beta_hat * H_m``, with
-    ``beta_hat`` the mean normalised spacing of its next ``SPACINGS`` ranks
+    ``beta_hat`` from the normalised spacings of its next ``SPACINGS`` ranks
+    (a robust estimate: :func:`tail_corrected`)
     (fewer when the benchmark is small: the ranks used stay in its top
     tenth; under 5 of them, no correction: the runner-up itself, which errs
     low, so more rows are flagged).  A small benchmark has few near copies
@@ -140,18 +141,22 @@ MIN_SPACINGS = 5
 def tail_corrected(top: np.ndarray, leave_out: int) -> np.ndarray:
     """Per row of descending scores ``top`` (``(n, >= leave_out + 1)``),
     the estimated best score had the ``leave_out`` best been unrelated:
-    ``s_(m+1) + beta_hat * H_m`` (see the module docstring)."""
+    ``s_(m+1) + beta_hat * H_m`` (see the module docstring).  ``beta_hat``
+    is robust: the median normalised spacing (over ``ln 2``: an
+    exponential's median), half the row's own and half the median over all
+    rows, so that one jump (a group of near copies of another item among the
+    ranks used) or a noisy row does not inflate it."""
     m = leave_out
     base = top[:, m].astype(np.float64)
-    if m == 0:
-        return base.astype(np.float32)
     tail = top[:, m:].astype(np.float64)
-    if tail.shape[1] < 2:
+    if m == 0 or tail.shape[1] < 2:
         return base.astype(np.float32)
     ranks = np.arange(m + 1, m + tail.shape[1], dtype=np.float64)
     spacings = (tail[:, :-1] - tail[:, 1:]) * ranks[None, :]
-    ok = np.isfinite(spacings)
-    beta = np.where(ok, spacings, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+    spacings = np.where(np.isfinite(spacings), spacings, np.nan)
+    own = np.nan_to_num(np.nanmedian(spacings, axis=1)) / np.log(2)
+    pooled = float(np.nan_to_num(np.nanmedian(spacings))) / np.log(2)
+    beta = 0.5 * own + 0.5 * pooled
     harmonic = float(np.sum(1.0 / np.arange(1, m + 1)))
     return (base + beta * harmonic).astype(np.float32)
 
@@ -163,14 +168,13 @@ def self_scores(
     ``leave_out`` nearest neighbours left out, the gap restored from the
     tail (:func:`tail_corrected`)."""
     n = len(vectors)
-    if n < leave_out + 2:
-        raise InvalidInputError(
-            f"calibration: {n} items cannot be calibrated on themselves with leave_out={leave_out}; "
-            "pass a reference corpus or a threshold"
-        )
     # a small benchmark has few near copies per item, and a deep runner-up
     # would be far from the maximum: at most one left out per 50 items
     leave_out = min(leave_out, n // 50)
+    if n < leave_out + 2:
+        raise InvalidInputError(
+            f"calibration: {n} item(s) cannot be calibrated on themselves; pass a reference corpus or a threshold"
+        )
     rows = np.arange(n)
     if sample and n > sample:
         rows = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))

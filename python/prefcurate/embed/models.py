@@ -7,6 +7,7 @@ receives one loads its own copy on its own device."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -186,7 +187,10 @@ class Model2VecEmbedder(_Lazy):
                 from model2vec import StaticModel
             except ImportError as e:
                 raise _missing("model2vec", e) from None
-            self._model = StaticModel.from_pretrained(os.fspath(self.name), force_download=False)
+            kw: dict[str, Any] = {}
+            if "force_download" in inspect.signature(StaticModel.from_pretrained).parameters:
+                kw["force_download"] = False  # use the local cache (its default re-downloads)
+            self._model = StaticModel.from_pretrained(os.fspath(self.name), **kw)
         return self._model
 
     @property
@@ -215,13 +219,21 @@ class Model2VecEmbedder(_Lazy):
 
 
 def _is_model2vec_dir(path: Path) -> bool:
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        return False
+    """A model2vec folder: its config says so, or its only module is a
+    static embedding (model2vec's own layout)."""
     try:
-        return json.loads(cfg.read_text(encoding="utf-8")).get("model_type") == "model2vec"
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if isinstance(cfg, dict) and cfg.get("model_type") == "model2vec":
+            return True
+        mods = json.loads((path / "modules.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return (
+        isinstance(mods, list)
+        and len(mods) == 1
+        and "StaticEmbedding" in str(mods[0].get("type", ""))
+        and (path / "model.safetensors").exists()
+    )
 
 
 def pick_backend(model: str, backend: str = "auto") -> tuple[str, str]:

@@ -19,6 +19,7 @@ argpartition), numpy otherwise.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,13 @@ def pair_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.asarray(a, np.float64) * np.asarray(b, np.float64)).sum(axis=-1)
 
 
-def _torch() -> Any:
-    if importlib.util.find_spec("torch") is None:
+def _torch(needed: bool = False) -> Any:
+    """torch when it is loaded already (its top-k is faster than numpy's
+    partition), or when ``needed`` (a GPU search); never imported just for
+    a CPU search: that would cost seconds a numpy search does not."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"]
+    if not needed or importlib.util.find_spec("torch") is None:
         return None
     import torch
 
@@ -121,8 +127,8 @@ def exact_topk(
         return out_i, out_s
     c = min(m, k + EXTRA + (1 if self_rows is not None else 0))
     bs = max(1, int(block_size))
-    torch = _torch()
     gpu = device is not None and str(device).startswith("cuda")
+    torch = _torch(needed=gpu)
     if gpu:
         if torch is None:
             raise InvalidInputError(f"device={device!r} needs torch")

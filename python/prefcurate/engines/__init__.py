@@ -22,3 +22,16 @@ def get(name: str) -> ModuleType:
 
         return ray
     raise InvalidInputError(f"engine must be 'local' or 'ray', got {name!r}")
+
+
+def semantic(name: str) -> ModuleType:
+    """The semantic stages' runners of the engine called ``name``."""
+    if name == "local":
+        from . import local_semantic
+
+        return local_semantic
+    if name == "ray":
+        from .ray import semantic as ray_semantic
+
+        return ray_semantic
+    raise InvalidInputError(f"engine must be 'local' or 'ray', got {name!r}")

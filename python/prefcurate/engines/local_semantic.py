@@ -39,7 +39,8 @@ def decontaminate(
     timings["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     stats = EmbedStats()
-    vectors = sem.embed_rows(res.texts, config, embedder, res.label or "train", stats)
+    with progress_callback(progress, "embed") as cb:
+        vectors = sem.embed_rows(res.texts, config, embedder, res.label or "train", stats, cb)
     timings["embed"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     threshold, cal = sem.resolve_threshold(config, index.vectors, embedder, owner=index)
@@ -62,7 +63,9 @@ def decontaminate(
     return out
 
 
-def dedup(data: Any, config: sem.SemanticDedupConfig) -> sem.SemanticDedupResult:
+def dedup(
+    data: Any, config: sem.SemanticDedupConfig, *, progress: ProgressArg = False
+) -> sem.SemanticDedupResult:
     """Semantic dedup of ``data``'s prompts (a text column, or the prompt
     of a pair table)."""
     ensure_tables()
@@ -78,10 +81,11 @@ def dedup(data: Any, config: sem.SemanticDedupConfig) -> sem.SemanticDedupResult
     t0 = time.perf_counter()
     embedder = config.make_embedder()
     stats = EmbedStats()
-    vectors = sem.embed_rows([texts[i] for i in distinct.tolist()], config, embedder, "dedup", stats)
+    with progress_callback(progress, "embed") as cb:
+        vectors = sem.embed_rows([texts[i] for i in distinct.tolist()], config, embedder, "dedup", stats, cb)
     timings["embed"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    threshold, cal = sem.resolve_threshold(config, vectors, embedder)
+    threshold, cal = sem.dedup_threshold(config, vectors, embedder)
     timings["calibrate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     neighbours = sem.dedup_neighbours(vectors, config, config.search_device())

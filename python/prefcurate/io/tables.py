@@ -394,7 +394,7 @@ def read_table(path: str | os.PathLike, *, format: str | None = None) -> pa.Tabl
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(str(p))
+            return pq.ParquetFile(str(p)).read()  # pq.read_table imports pandas
         except (pa.ArrowInvalid, OSError) as e:
             raise InvalidInputError(f"{p}: unreadable Parquet file (truncated or corrupt?): {e}") from None
     if fmt in ("csv", "tsv"):

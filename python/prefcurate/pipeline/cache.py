@@ -72,7 +72,7 @@ def _rows(part: pa.Table) -> np.ndarray:
     return np.asarray(part.column(ROW).to_numpy(), dtype=np.int64)
 
 
-def _rebuild(inp: pa.Table, decided: pa.Table, order: list[str], part_of_input: np.ndarray) -> pa.Table:
+def _rebuild(inp: pa.Table, decided: pa.Table, order: list[str], part_of_input: pa.Table | None) -> pa.Table:
     """Rows ``decided[ROW]`` of ``inp`` with the stage's own columns."""
     rows = _rows(decided)
     if len(rows) > 1 and np.all(rows[1:] > rows[:-1]):

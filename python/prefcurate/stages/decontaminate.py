@@ -35,7 +35,11 @@ from ..schema import EngineRows, Splitter, StageResult
 from .index import METHODS, BenchmarkIndex, check_range
 
 STAGE = "decontaminate"
-REASONS = {"reference": "benchmark_ngram_overlap", "precise": "benchmark_coverage"}
+REASONS = {
+    "reference": "benchmark_ngram_overlap",
+    "precise": "benchmark_coverage",
+    "semantic": "benchmark_semantic",
+}
 
 
 def _df_limit(v: Any) -> str | None:
@@ -142,23 +146,8 @@ class DecontaminationResult(EngineRows):
     #: the training rows as a table, where they were one (for counts by source)
     _table: pa.Table | None = field(default=None, repr=False)
 
-    def _rows(self) -> tuple[Any, Any]:
-        # materialised on first use: a scan that only needs the flags or the
-        # matches does not pay for copying the rows
-        if self._split is None:
-            assert self._splitter is not None, "a result made without its rows"
-            self._split = self._splitter(self.contaminated, self.attribution, "train_index")
-        return self._split
-
-    @property
-    def kept(self) -> Any:
-        """The training rows that stay, in the kind ``train`` was given."""
-        return self._rows()[0]
-
-    @property
-    def removed(self) -> Any:
-        """The removed training rows with their attribution columns."""
-        return self._rows()[1]
+    def _split_args(self) -> tuple[np.ndarray, pa.Table, str]:
+        return self.contaminated, self.attribution, "train_index"
 
     @property
     def n_removed(self) -> int:

@@ -58,7 +58,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -70,6 +70,9 @@ from ..inputs import Resolved, is_message_list, resolve
 from ..schema import EngineRows, Splitter, StageResult
 
 STAGE = "dedup"
+Level = Literal["prompt", "prompt_chosen", "pair"]
+ShingleKind = Literal["token", "word", "char"]
+FamilyKind = Literal["fast", "datasketch"]
 LEVELS = ("prompt", "prompt_chosen", "pair")
 METHODS = ("exact", "minhash")
 SHINGLES = ("token", "word", "char")
@@ -97,8 +100,8 @@ def lsh_params(
     positives and false negatives equally.)"""
     lo = np.linspace(0.0, threshold, 201)
     at = min(threshold + margin, 1.0)
-    best, best_fp = None, float("inf")
     fallback, fallback_p = (1, num_perm), -1.0
+    bs, rs = [], []  # the bandings that keep the recall, by bands then rows
     for b in range(1, num_perm + 1):
         for r in range(1, num_perm // b + 1):
             p_at = 1 - (1 - at**r) ** b
@@ -106,11 +109,27 @@ def lsh_params(
                 if p_at > fallback_p:
                     fallback, fallback_p = (b, r), p_at
                 continue
-            y = 1 - (1 - lo**r) ** b
-            fp = float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(lo)))
-            if fp < best_fp:
-                best, best_fp = (b, r), fp
-    return best if best is not None else fallback
+            bs.append(b)
+            rs.append(r)
+    if not bs:
+        return fallback
+    # every candidate curve at once, one row per banding, each value computed
+    # as for that banding alone (numpy squares a power of 2 itself, so those
+    # rows are raised on their own), each row's sum as np.sum of the row
+    powers = [lo**r for r in range(max(rs) + 1)]
+    step = np.diff(lo)
+    fp = np.empty(len(bs))
+    for at_row in range(0, len(bs), 2048):  # blocks of rows: bounded memory
+        b_col = np.array(bs[at_row : at_row + 2048])
+        base = 1 - np.stack([powers[r] for r in rs[at_row : at_row + 2048]])
+        raised = np.empty_like(base)
+        two = b_col == 2
+        raised[two] = base[two] ** 2
+        raised[~two] = base[~two] ** b_col[~two, None].astype(np.float64)
+        y = 1 - raised
+        fp[at_row : at_row + len(b_col)] = np.sum((y[:, 1:] + y[:, :-1]) / 2 * step, axis=1)
+    k = int(np.argmin(fp))  # the first of equals, as the bands and rows ascend
+    return bs[k], rs[k]
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +161,7 @@ class DedupConfig(StageConfig):
 
     stage: ClassVar[str] = STAGE
 
-    level: str = param(
+    level: Level = param(
         "prompt",
         "what a key covers: the prompt turns, plus the chosen answer, or the whole pair",
         choices=LEVELS,
@@ -167,7 +186,7 @@ class DedupConfig(StageConfig):
     nfkc: bool = param(True, "NFKC-normalise before keys and shingles", check=is_bool)
     lowercase: bool = param(True, "lowercase before keys and shingles", check=is_bool)
     whitespace: bool = param(True, "collapse whitespace before keys and shingles", check=is_bool)
-    shingle: str = param(
+    shingle: ShingleKind = param(
         "token",
         "shingle units: token (every token that carries meaning: words of any length, numbers, single "
         "letters, operators and symbols, Han and kana characters one each), word (the decontamination "
@@ -184,7 +203,7 @@ class DedupConfig(StageConfig):
     rows: int | None = param(
         None, "LSH rows per band (with --bands)", check=in_range(1, MAX_PERM, integer=True, allow_none=True)
     )
-    permutations_: str = param(
+    permutations_: FamilyKind = param(
         "fast",
         "shingle hash: fast, or datasketch (SHA-1, datasketch's signatures bit for bit)",
         choices=FAMILIES,
@@ -224,7 +243,7 @@ class DedupConfig(StageConfig):
             params["bands"], params["rows"] = self.banding
         return params
 
-    def level_for(self, pairs: bool) -> str:
+    def level_for(self, pairs: bool) -> Level:
         """The key level for data of pairs, or ``prompt`` for a text column."""
         return self.level if pairs else "prompt"
 
@@ -383,21 +402,8 @@ class DedupResult(EngineRows):
             cols["duplicate_in"] = strings([self._duplicate_in[i] for i in rem.tolist()])
         return pa.Table.from_pydict(cols)
 
-    def _rows(self) -> tuple[Any, Any]:
-        if self._split is None:
-            assert self._splitter is not None, "a result made without its rows"
-            self._split = self._splitter(self.removed_mask, self.attribution(), "row_index")
-        return self._split
-
-    @property
-    def kept(self) -> Any:
-        """The rows that stay, in the kind the data was given."""
-        return self._rows()[0]
-
-    @property
-    def removed(self) -> Any:
-        """The removed rows with their provenance columns."""
-        return self._rows()[1]
+    def _split_args(self) -> tuple[np.ndarray, pa.Table, str]:
+        return self.removed_mask, self.attribution(), "row_index"
 
     def stage_result(self) -> StageResult:
         """As a :class:`StageResult` (tables, or lazy Ray datasets on Ray)."""

@@ -183,7 +183,7 @@ class DedupIndex:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path}: no such file")
         try:
-            t = pq.read_table(path)
+            t = pq.ParquetFile(os.fspath(path)).read()  # one file (pq.read_table would import pandas)
             meta = (t.schema.metadata or {}).get(_META)
             m = json.loads(meta) if meta is not None else None
         except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError) as e:

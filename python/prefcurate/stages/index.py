@@ -82,7 +82,7 @@ class BenchmarkIndex:
                 res.texts,
                 ids,
                 subsets,
-                method=method,
+                method=method,  # type: ignore[arg-type]  # checked against METHODS above
                 ngram_range=(lo, hi),
                 n=int(n),
                 min_tokens=int(min_tokens),

@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +39,8 @@ from ..errors import InvalidInputError
 from ..schema import StageResult, split_table, with_columns
 
 STAGE = "select"
+#: a group's quota as the core takes it: ("k", k, 1), ("ratio", num, den) or ("all", 0, 1)
+Quota = tuple[Literal["all", "k", "ratio"], int, int]
 REASONS = {1: "below_cutoff", 2: "missing_score", 3: "missing_group"}
 
 #: The Magpie task categories Skywork kept apart; everything else is "other".
@@ -203,7 +205,7 @@ class SelectConfig(StageConfig):
         if self.offsets and self.offset_by is None:
             raise InvalidInputError("select: offsets given without offset_by")
 
-    def quota_for(self, name: Any) -> tuple[str, int, int]:
+    def quota_for(self, name: Any) -> Quota:
         """The quota of group ``name`` as the core takes it."""
         if self.k is not None or self.default_k is not None:
             q = _quota(self.k, self.default_k, name, "k")

@@ -32,8 +32,9 @@ the result so a report can show where flagged rows sit against it.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
@@ -158,13 +159,17 @@ class SemanticConfig(StageConfig):
         )
 
     def search_device(self) -> str | None:
-        """Where the exact search runs: a CUDA device, or None (numpy)."""
-        if self.device == "cpu" or importlib.util.find_spec("torch") is None:
+        """Where the exact search runs: a CUDA device, or None (numpy).  With
+        ``device="auto"`` a GPU is looked for only when torch is loaded
+        already (the embedding model brought it): a callable or a static
+        embedder never pays for importing torch."""
+        if self.device == "cpu":
             return None
         if self.device.startswith("cuda"):
             return self.device
-        import torch
-
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return None
         return "cuda" if torch.cuda.is_available() else None
 
     def params(self) -> dict[str, Any]:
@@ -353,6 +358,16 @@ def resolve_threshold(
 # ---------------------------------------------------------------- decontamination
 
 
+def dedup_threshold(
+    config: SemanticDedupConfig, vectors: np.ndarray, embedder: Any
+) -> tuple[float, Calibration | None]:
+    """:func:`resolve_threshold` for dedup: with fewer than two distinct
+    prompts there is no pair to link, and nothing to calibrate on."""
+    if config.threshold is None and config.reference is None and len(vectors) < 2:
+        return 1.0, None
+    return resolve_threshold(config, vectors, embedder)
+
+
 def semantic_index(
     benchmark: Any, config: SemanticDecontaminateConfig, embedder: Any = None
 ) -> SemanticIndex:
@@ -373,12 +388,16 @@ def semantic_index(
 
 
 def embed_rows(
-    texts: Any, config: SemanticConfig, embedder: Any, what: str, stats: EmbedStats | None = None
+    texts: Any,
+    config: SemanticConfig,
+    embedder: Any,
+    what: str,
+    stats: EmbedStats | None = None,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> np.ndarray:
     """The kernel that embeds one batch of rows (cache included)."""
-    return embed_texts(
-        embedder, as_texts(texts, what), cache=open_cache(embedder, config.cache_dir), stats=stats
-    )
+    cache = open_cache(embedder, config.cache_dir)
+    return embed_texts(embedder, as_texts(texts, what), cache=cache, stats=stats, progress=progress)
 
 
 def search(
@@ -449,8 +468,9 @@ def decide_decontamination(
     table and the attribution of each removed row, from every row's top-k."""
     n = len(top_index)
     thr = np.float32(threshold)
-    top_index = np.asarray(top_index, np.int64).reshape(n, -1)
-    top_score = np.asarray(top_score, np.float32).reshape(n, -1)
+    k = max(1, np.asarray(top_index).shape[-1]) if np.asarray(top_index).ndim == 2 else 1
+    top_index = np.asarray(top_index, np.int64).reshape(n, k)
+    top_score = np.asarray(top_score, np.float32).reshape(n, k)
     hit = (top_score >= thr) & (top_index >= 0)
     t, pos = np.nonzero(hit)
     b = top_index[t, pos]
@@ -473,11 +493,10 @@ def decide_decontamination(
     contaminated: np.ndarray = np.asarray(hit.any(axis=1), bool) if n else np.zeros(0, bool)
     rows = np.flatnonzero(contaminated).astype(np.int64)
     best_arr = from_numpy(best_i[rows])
-    k = len(rows)
     attribution = pa.Table.from_pydict(
         {
-            "stage": constant_strings("decontaminate", k),
-            "reason": constant_strings(REASON, k),
+            "stage": constant_strings("decontaminate", len(rows)),
+            "reason": constant_strings(REASON, len(rows)),
             "train_index": from_numpy(rows),
             "benchmark_index": best_arr,
             "benchmark_id": ids.take(best_arr),

@@ -79,7 +79,7 @@ def _mix(h: np.ndarray, salt: int) -> np.ndarray:
     return (x >> np.uint64(29)).astype(np.uint64)
 
 
-def _key_hash(level: str, norm: tuple[bool, bool, bool], kw: dict[str, Any], threads: int) -> np.ndarray:
+def _key_hash(level: Any, norm: tuple[bool, bool, bool], kw: dict[str, Any], threads: int) -> np.ndarray:
     """Per row, a 64-bit hash of its normalised key at ``level`` (equal keys
     give equal hashes; groups are verified, so collisions only cost work):
     the one character shingle spanning the whole key, hashed by the MinHash
@@ -303,7 +303,7 @@ def _dedup_verify(group: pa.Table, work: list[Any], spec: dict[str, Any]) -> pa.
     w = ray.get(work[bucket])
     pairs = "chosen" in group.column_names
     norm = spec["norm"]
-    level = spec["level"] if pairs else "prompt"
+    level: Any = spec["level"] if pairs else "prompt"
     threads = spec["threads"]
 
     def data(pos: np.ndarray) -> dict[str, Any]:

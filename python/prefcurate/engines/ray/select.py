@@ -61,7 +61,7 @@ def _select_prepare(table: pa.Table, args: SelectConfig, threads: int) -> tuple[
     return labels, np.ascontiguousarray(adjusted, dtype=np.float64), tie
 
 
-def _select_quota(target: Any, args: SelectConfig) -> tuple[str, int, int]:
+def _select_quota(target: Any, args: SelectConfig) -> sel.Quota:
     return args.quota_for(target)
 
 
