@@ -203,3 +203,43 @@ def test_the_cli_runs_the_semantic_method(m2v_model, tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "u" / "summary.json").read_text())
     assert s["removed"] == 1 and s["input"] == 3
+
+
+def test_a_recipe_runs_the_ngram_then_the_semantic_tier(m2v_model, tmp_path):
+    from prefcurate import cli
+    from prefcurate.pipeline import Pipeline, Recipe, _toml_loads
+
+    text = f"""
+name = "tiered"
+[[sources]]
+name = "magpie_ultra"
+path = "sources/magpie_ultra.jsonl"
+format = "magpie_ultra"
+[decontaminate]
+benchmark = "benchmark.jsonl"
+method = "reference"
+[decontaminate.semantic]
+embedder = "{m2v_model}"
+threshold = 0.9
+device = "cpu"
+[output]
+format = "jsonl"
+"""
+    recipe = Recipe.from_dict(_toml_loads(text))
+    out = tmp_path / "out"
+    res = Pipeline(recipe, out, data_dir=cli.demo_dir()).run()
+    names = [s.stage for s in res.stages]
+    assert names[-2:] == ["decontaminate", "decontaminate:semantic"]
+    first, sem = res.stage("decontaminate"), res.stage("decontaminate:semantic")
+    assert sem.n_input == first.n_kept  # the semantic tier runs on what the n-gram tier kept
+    tiers = sem.info["tiers"]
+    assert tiers["ngram_removed"] == first.n_removed == 2
+    assert tiers["flagged_by_both"] + tiers["ngram_only"] == tiers["ngram_removed"]
+    assert tiers["semantic_only"] == sem.n_removed
+    report = (out / "report.md").read_text()
+    assert "semantic tier" in report and "ngram_removed" in report
+    assert "semantic tier" in (out / "README.md").read_text()
+    # the summary and the removed rows of both tiers are written
+    assert (out / "removed" / "decontaminate.parquet").exists()
+    s = {x["name"]: x for x in __import__("json").loads((out / "summary.json").read_text())["stages"]}
+    assert s["decontaminate:semantic"]["input"] == first.n_kept

@@ -8,7 +8,7 @@ and its check are written) and runs the stage on the engine asked for.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -44,7 +44,7 @@ def make_config(cls: type[C], config: C | None, settings: dict[str, Any], what: 
     return config.replace(**settings) if settings else config
 
 
-def _semantic(config: Any, settings: dict[str, Any], cls: type) -> Any:
+def _semantic(config: Any, settings: dict[str, Any], cls: type[StageConfig]) -> Any:
     """The semantic config when the call asks for the semantic method
     (``method="semantic"`` or a semantic config), else None."""
     if isinstance(config, cls) or settings.get("method") == "semantic":
@@ -56,7 +56,7 @@ def _semantic(config: Any, settings: dict[str, Any], cls: type) -> Any:
 def decontaminate(
     train: Any,
     benchmark: Any,
-    config: DecontaminateConfig | None = None,
+    config: DecontaminateConfig | SemanticDecontaminateConfig | None = None,
     *,
     num_threads: int | None = None,
     progress: ProgressArg = False,
@@ -84,7 +84,9 @@ def decontaminate(
         if engine == "ray":
             return runner.decontaminate(train, benchmark, sem, options=ray_options)  # type: ignore[no-any-return]
         return runner.decontaminate(train, benchmark, sem, progress=progress)  # type: ignore[no-any-return]
-    cfg = make_config(DecontaminateConfig, config, settings, "decontaminate")
+    cfg = make_config(
+        DecontaminateConfig, cast("DecontaminateConfig | None", config), settings, "decontaminate"
+    )
     eng = engines.get(engine)
     if engine == "ray":
         return eng.decontaminate(train, benchmark, cfg, options=ray_options)
@@ -93,7 +95,7 @@ def decontaminate(
 
 def dedup(
     data: Any,
-    config: DedupConfig | None = None,
+    config: DedupConfig | SemanticDedupConfig | None = None,
     *,
     against: DedupIndex | None = None,
     num_threads: int | None = None,
@@ -120,7 +122,7 @@ def dedup(
         if engine == "ray":
             return runner.dedup(data, sem, options=ray_options)  # type: ignore[no-any-return]
         return runner.dedup(data, sem)  # type: ignore[no-any-return]
-    cfg = make_config(DedupConfig, config, settings, "dedup")
+    cfg = make_config(DedupConfig, cast("DedupConfig | None", config), settings, "dedup")
     eng = engines.get(engine)
     ensure_tables()
     if against is not None:

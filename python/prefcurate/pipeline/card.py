@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from ..embed.base import describe
+from ..stages.decontaminate import DecontaminateConfig
+from ..stages.semantic import SemanticDecontaminateConfig
+
 if TYPE_CHECKING:
     from .run import PipelineResult
 
@@ -414,9 +418,29 @@ def _benchmark(result: PipelineResult) -> str:
     return " (".join(parts) + (")" if len(parts) > 1 else "") if parts else "-"
 
 
+def _semantic_method(cfg: SemanticDecontaminateConfig) -> str:
+    how = (
+        f"a cosine of at least {cfg.threshold}"
+        if cfg.threshold is not None
+        else f"a cosine over the threshold calibrated so that {cfg.false_positive_rate:g} of unrelated texts reach it"
+    )
+    return (
+        f"method `semantic`: a pair is contaminated when its prompt's embedding ({describe(cfg.embedder)}) "
+        f"has {how} with a benchmark prompt's (exact search)"
+    )
+
+
 def _decontaminate_method(result: PipelineResult) -> str:
     cfg = result.recipe.decontaminate_config()
     assert cfg is not None
+    tier = result.recipe.semantic_tier()
+    extra = f"; then a semantic tier: {_semantic_method(tier)}" if tier is not None else ""
+    if isinstance(cfg, SemanticDecontaminateConfig):
+        return _semantic_method(cfg) + extra
+    return _ngram_method(cfg) + extra
+
+
+def _ngram_method(cfg: DecontaminateConfig) -> str:
     if cfg.method == "reference":
         lo, hi = cfg.ngram_range
         return (

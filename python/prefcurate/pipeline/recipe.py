@@ -22,11 +22,12 @@ from ..stages.decontaminate import DecontaminateConfig
 from ..stages.dedup import DedupConfig
 from ..stages.margin import MarginConfig
 from ..stages.select import PRESETS, SelectConfig
+from ..stages.semantic import SemanticDecontaminateConfig
 
 #: keys of [select] that are the pipeline's, not the stage's
 SELECT_KEYS = ("sources", "preset")
 #: keys of [decontaminate] that name the benchmark
-DECONTAMINATE_KEYS = ("benchmark", "hf", "split")
+DECONTAMINATE_KEYS = ("benchmark", "hf", "split", "semantic")
 #: keys of [margin] that are the pipeline's: the sources, and the score
 #: columns read when no model is named
 MARGIN_KEYS = ("sources", "chosen_score", "rejected_score")
@@ -136,6 +137,7 @@ class Recipe:
         recipe.select_config()
         recipe.dedup_config()
         recipe.decontaminate_config()
+        recipe.semantic_tier()
         recipe.margin_configs()
         return recipe
 
@@ -166,11 +168,28 @@ class Recipe:
             return None
         return DedupConfig.from_mapping(self.dedup, where=f"{self._where}: [dedup]")
 
-    def decontaminate_config(self) -> DecontaminateConfig | None:
+    def decontaminate_config(self) -> DecontaminateConfig | SemanticDecontaminateConfig | None:
+        """The [decontaminate] section's first tier: the n-gram method, or
+        the semantic one (``method = "semantic"``)."""
         if not self.decontaminate:
             return None
         spec = {k: v for k, v in self.decontaminate.items() if k not in DECONTAMINATE_KEYS}
-        return DecontaminateConfig.from_mapping(spec, where=f"{self._where}: [decontaminate]")
+        where = f"{self._where}: [decontaminate]"
+        if spec.get("method") == "semantic":
+            spec.pop("method")
+            return SemanticDecontaminateConfig.from_mapping(spec, where=where)
+        return DecontaminateConfig.from_mapping(spec, where=where)
+
+    def semantic_tier(self) -> SemanticDecontaminateConfig | None:
+        """``[decontaminate.semantic]``: a semantic tier run after the n-gram
+        one, on the rows it kept (and scored on the rows it removed, for the
+        tiers' overlap)."""
+        sem = (self.decontaminate or {}).get("semantic")
+        if sem is None:
+            return None
+        if not isinstance(sem, dict):
+            raise InvalidInputError(f"{self._where}: [decontaminate.semantic] must be a table of settings")
+        return SemanticDecontaminateConfig.from_mapping(sem, where=f"{self._where}: [decontaminate.semantic]")
 
     @property
     def _where(self) -> str:

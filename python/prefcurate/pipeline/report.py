@@ -222,6 +222,92 @@ def _column(t: pa.Table, name: str) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in t.column(name).to_pylist()], dtype=float)
 
 
+def _plot_calibration(
+    plt: Any, hist: dict[str, Any], flagged: list[float], threshold: float, path: Path
+) -> None:
+    """The best cosines of unrelated texts (the calibration) against the
+    flagged rows' best cosines and the threshold."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    edges = np.asarray(hist["edges"])
+    counts = np.asarray(hist["counts"], dtype=float)
+    if counts.sum():
+        ax.stairs(
+            counts / counts.sum(), edges, fill=True, alpha=0.5, color="#9ecae9", label="unrelated texts"
+        )
+    if flagged:
+        f, e = np.histogram(flagged, bins=edges if len(edges) > 1 else 20)
+        ax.stairs(f / max(1, f.sum()), e, color="#e45756", label=f"flagged rows ({len(flagged)})")
+    ax.axvline(threshold, color="#222", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("best cosine with a benchmark item")
+    ax.set_ylabel("share")
+    ax.set_title("semantic tier: flagged rows against the calibration")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _semantic_section(doc: Any, img: Any, first: Any, st: Any) -> None:
+    """The semantic tier beside the n-gram tier: what each flagged per
+    benchmark subset, their overlap, the scores against the calibration,
+    the closest pairs side by side."""
+    doc.h2("Contamination: the semantic tier")
+    info = st.info
+    tiers = info.get("tiers", {})
+    doc.p(
+        f"Embedder {info.get('embedder')}, threshold {_round(info.get('threshold'))} "
+        + (
+            f"(calibrated at a false-positive rate of {info['calibration'].get('rate')})"
+            if info.get("calibration")
+            else "(given)"
+        )
+        + f". The n-gram tier removed {tiers.get('ngram_removed', 0)} rows, of which the semantic tier "
+        f"also flags {tiers.get('flagged_by_both', 0)}; the semantic tier removed {tiers.get('semantic_only', 0)} "
+        "more that no n-gram matched (paraphrases)."
+    )
+    by_ngram = (
+        Counter(first.removed.column("benchmark_subset").to_pylist()) if first.removed.num_rows else Counter()
+    )
+    by_sem = Counter(st.removed.column("benchmark_subset").to_pylist()) if st.removed.num_rows else Counter()
+    doc.table(
+        [
+            {
+                "benchmark_subset": k or "(none)",
+                "ngram_removed": by_ngram.get(k, 0),
+                "semantic_removed": by_sem.get(k, 0),
+            }
+            for k in sorted(set(by_ngram) | set(by_sem), key=str)
+        ],
+        ["benchmark_subset", "ngram_removed", "semantic_removed"],
+    )
+    hist = info.get("calibration_histogram")
+    if hist:
+        doc.image(
+            img(
+                "semantic_calibration.png",
+                _plot_calibration,
+                hist,
+                info.get("flagged_scores", []),
+                float(info.get("threshold") or 0.0),
+            ),
+            "semantic tier: flagged rows against the calibration",
+        )
+    if st.removed.num_rows:
+        rows = sorted(st.removed.to_pylist(), key=lambda r: -(r.get("score") or 0.0))[:10]
+        doc.table(
+            [
+                {
+                    "cosine": _round(float(r.get("score") or 0.0)),
+                    "training prompt": (r.get("prompt") or "")[:160],
+                    "benchmark item": (r.get("benchmark_text") or "")[:160],
+                    "subset": r.get("benchmark_subset"),
+                }
+                for r in rows
+            ],
+            ["cosine", "training prompt", "benchmark item", "subset"],
+        )
+
+
 def write_report(result: PipelineResult, out: Path) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``plots/*.png`` into ``out``."""
     plt = _plt()
@@ -414,6 +500,9 @@ def write_report(result: PipelineResult, out: Path) -> dict[str, Path]:
             )
         else:
             doc.p("No training prompt overlaps the benchmark.")
+
+    if "decontaminate:semantic" in names:
+        _semantic_section(doc, img, result.stage("decontaminate"), result.stage("decontaminate:semantic"))
 
     md_path = out / "report.md"
     md_path.write_text("\n".join(doc.md) + "\n", encoding="utf-8")

@@ -55,16 +55,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__, engines, hub
 from ..api import decontaminate, dedup, select_top_result
+from ..embed import SemanticIndex
 from ..errors import PrefcurateError
 from ..schema import StageResult, with_columns
 from ..stages.margin import filter_margin
+from ..stages.semantic import SemanticDecontaminationResult
 from .cache import StageCache, numbered
 from .recipe import Recipe
 
@@ -144,6 +146,15 @@ class PipelineResult:
             if s.stage == name:
                 return s
         raise KeyError(name)
+
+
+def _index_settings(config: Any) -> dict[str, Any]:
+    return {
+        "text": config.benchmark_text,
+        "id": config.benchmark_id,
+        "subset": config.benchmark_subset,
+        "cache_dir": config.cache_dir,
+    }
 
 
 def _read_counts(s: StageResult) -> dict[str, Any]:
@@ -336,7 +347,11 @@ class Pipeline:
         if r.dedup:
             lines.append(f"dedup: {r.dedup}")
         if r.decontaminate:
-            lines.append(f"decontaminate: {r.decontaminate}")
+            lines.append(f"decontaminate: { {k: v for k, v in r.decontaminate.items() if k != 'semantic'} }")
+            if r.semantic_tier() is not None:
+                lines.append(
+                    f"decontaminate:semantic: {r.decontaminate['semantic']} (on the rows the n-gram tier kept)"
+                )
         o = self.output
         margin = (
             f", margin from {o['margin'] if isinstance(o['margin'], str) else 'margin'}"
@@ -482,23 +497,55 @@ class Pipeline:
         st = res.stage_result().to_tables()
         return StageResult("dedup", st.kept, st.removed, st.n_input, {"summary": res.summary()})
 
-    def _decontaminate(self, table: pa.Table) -> StageResult:
+    def _benchmark(self) -> Any:
         spec = self.recipe.decontaminate or {}
-        bench: Any
         local = self.data_dir / spec["benchmark"] if "benchmark" in spec else None
         if "hf" in spec and (local is None or not local.exists()):
             import datasets
 
             hub.check(spec["hf"], "[decontaminate] benchmark", kind="dataset")
-            bench = datasets.load_dataset(spec["hf"], split=spec.get("split", "filtered"))
-        elif local is not None:
-            bench = local
-            if not bench.exists():
-                raise FileNotFoundError(f"{bench}: the benchmark file of [decontaminate] (see --data-dir)")
-        else:
-            raise PipelineError("[decontaminate] needs benchmark = <path> or hf = <name>")
-        res = decontaminate(table, bench, self.recipe.decontaminate_config(), **self._engine_kw())
+            return datasets.load_dataset(spec["hf"], split=spec.get("split", "filtered"))
+        if local is not None:
+            if not local.exists():
+                raise FileNotFoundError(f"{local}: the benchmark file of [decontaminate] (see --data-dir)")
+            return local
+        raise PipelineError("[decontaminate] needs benchmark = <path> or hf = <name>")
+
+    def _decontaminate(self, table: pa.Table) -> StageResult:
+        res = decontaminate(table, self._benchmark(), self.recipe.decontaminate_config(), **self._engine_kw())
         return res.stage_result().to_tables()
+
+    def _semantic_tier(self, table: pa.Table, first: StageResult) -> StageResult:
+        """The semantic tier on the rows the n-gram tier kept; the rows that
+        tier removed are scored too (not removed again), for the overlap."""
+        config = self.recipe.semantic_tier()
+        assert config is not None
+        bench = self._benchmark()
+        index = SemanticIndex.build(bench, config.make_embedder(), **_index_settings(config))
+        res = cast(SemanticDecontaminationResult, decontaminate(table, index, config, **self._engine_kw()))
+        st = res.stage_result().to_tables()
+        info = dict(st.info)
+        prior = first.removed
+        both = 0
+        if prior.num_rows and "prompt" in prior.column_names:
+            again = cast(
+                SemanticDecontaminationResult,
+                decontaminate(prior.select(["prompt"]), index, config.replace(text="prompt")),
+            )
+            both = int(again.contaminated.sum())
+            info["ngram_removed_scores"] = again.best_score.tolist()
+        info["tiers"] = {
+            "ngram_removed": first.n_removed,
+            "semantic_removed": st.n_removed,
+            "flagged_by_both": both,
+            "ngram_only": first.n_removed - both,
+            "semantic_only": st.n_removed,
+        }
+        info["flagged_scores"] = res.best_score[res.contaminated].tolist()
+        if res.calibration is not None:
+            counts, edges = res.calibration.histogram()
+            info["calibration_histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
+        return StageResult("decontaminate:semantic", st.kept, st.removed, st.n_input, info)
 
     # -- running
 
@@ -621,8 +668,18 @@ class Pipeline:
                 key = _key("dedup", r.dedup, key)
                 table = stage("dedup", key, self._dedup, table).kept
             if r.decontaminate:
-                key = _key("decontaminate", r.decontaminate, self._bench_fingerprint(), key)
-                table = stage("decontaminate", key, self._decontaminate, table).kept
+                tiers = {k: v for k, v in r.decontaminate.items() if k != "semantic"}
+                key = _key("decontaminate", tiers, self._bench_fingerprint(), key)
+                first = stage("decontaminate", key, self._decontaminate, table)
+                table = first.kept
+                if self.recipe.semantic_tier() is not None:
+                    key = _key("decontaminate:semantic", r.decontaminate["semantic"], key)
+                    table = stage(
+                        "decontaminate:semantic",
+                        key,
+                        lambda t, first=first: self._semantic_tier(t, first),
+                        table,
+                    ).kept
 
             result = PipelineResult(r, self.out, table, stages, timings, cached)
             self._write(result)
