@@ -235,8 +235,12 @@ def _plot_calibration(
             counts / counts.sum(), edges, fill=True, alpha=0.5, color="#9ecae9", label="unrelated texts"
         )
     if flagged:
-        f, e = np.histogram(flagged, bins=edges if len(edges) > 1 else 20)
-        ax.stairs(f / max(1, f.sum()), e, color="#e45756", label=f"flagged rows ({len(flagged)})")
+        lo = min(float(edges[0]), min(flagged)) if len(edges) else min(flagged)
+        hi = max(float(edges[-1]), max(flagged)) if len(edges) else max(flagged)
+        f, e = np.histogram(flagged, bins=40, range=(lo, hi if hi > lo else lo + 1e-3))
+        ax.stairs(
+            f / max(1, f.sum()), e, color="#e45756", linewidth=2, label=f"flagged rows ({len(flagged)})"
+        )
     ax.axvline(threshold, color="#222", linestyle="--", label=f"threshold {threshold:.3f}")
     ax.set_xlabel("best cosine with a benchmark item")
     ax.set_ylabel("share")
