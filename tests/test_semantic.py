@@ -91,7 +91,7 @@ def _corpus(seed=0, n_bench=120, n_train=600, n_leaked=40):
 @pytest.mark.parametrize("use_torch", [True, False])
 def test_exact_topk_equals_brute_force(monkeypatch, use_torch):
     if not use_torch:
-        monkeypatch.setattr(search_mod, "_torch", lambda: None)
+        monkeypatch.setattr(search_mod, "_torch", lambda needed=False: None)
     rng = np.random.default_rng(3)
     q = normalize(rng.standard_normal((300, 16)))
     keys = normalize(rng.standard_normal((1000, 16)))
