@@ -43,9 +43,35 @@ def numbered(table: pa.Table) -> pa.Table:
     return table.append_column(ROW, index_array(np.arange(table.num_rows, dtype=np.int64)))
 
 
+#: text columns a stage may write over an input column of the same name
+#: (its removed rows' attribution); every other text column is carried
+ATTRIBUTION_TEXT = frozenset(
+    {
+        "stage",
+        "reason",
+        "select_group",
+        "benchmark_id",
+        "benchmark_subset",
+        "benchmark_text",
+        "matched_span",
+        "duplicate_of_id",
+        "duplicate_in",
+    }
+)
+
+
+def _carried(name: str, t: pa.DataType) -> bool:
+    """Columns the stages carry as they are: message lists, and text other
+    than the attribution's (comparing them would cost a copy of the text)."""
+    if pa.types.is_nested(t):
+        return True
+    text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return text and name not in ATTRIBUTION_TEXT
+
+
 def _changed(part: pa.Table, inp: pa.Table, rows: np.ndarray) -> list[str]:
     """The columns of ``part`` (rows ``rows`` of ``inp``, after a stage) that
-    the stage added or changed."""
+    the stage added or changed (numbers and attribution text are compared)."""
     out = []
     taken: pa.Table | None = None
     for name in part.column_names:
@@ -54,8 +80,8 @@ def _changed(part: pa.Table, inp: pa.Table, rows: np.ndarray) -> list[str]:
         if name not in inp.column_names or part.column(name).type != inp.column(name).type:
             out.append(name)
             continue
-        if pa.types.is_nested(part.column(name).type):
-            continue  # message lists are carried, never rewritten
+        if _carried(name, part.column(name).type):
+            continue
         if taken is None:
             cols = [
                 c
