@@ -30,10 +30,12 @@ A recipe is a TOML file (``recipes/*.toml``)::
 Every stage is a function ``table -> (kept, removed)`` from the stage modules
 (:func:`select_top_result`, :func:`filter_margin`, :func:`dedup`,
 :func:`decontaminate`); ``input == kept + removed`` is checked at every stage
-and a violation stops the run.  Stage outputs are cached under
-``OUT/.cache`` by a key chained from the inputs' fingerprints and the stage
-parameters, so a re-run (after a crash or a change) starts at the first stage
-whose inputs changed, and produces the same output.
+and a violation stops the run.  Each stage's decisions (not copies of its
+tables: :mod:`.cache`) are cached under ``OUT/.cache`` by a key chained from
+the inputs' fingerprints and the stage parameters, so a re-run (after a crash
+or a change) starts at the first stage whose inputs changed, and produces the
+same output.  ``engine = "ray"`` (or ``Pipeline(engine="ray")``) runs every
+stage on Ray Data.
 
 The curated pairs are written with :func:`prefcurate.io.write_pairs` in the
 recipe's layout (``trl`` unless ``[output] layout`` or ``Pipeline(layout=)``
