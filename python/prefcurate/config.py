@@ -83,20 +83,11 @@ def is_bool(v: Any) -> str | None:
 
 
 def optional_str(v: Any) -> str | None:
-    return None if v is None or isinstance(v, str) else "a column name (str) or nothing"
+    return None if v is None or isinstance(v, str) else "a str or nothing"
 
 
 def is_str(v: Any) -> str | None:
     return None if isinstance(v, str) else "a str"
-
-
-def parse_bool(s: str) -> bool:
-    low = s.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {s!r}")
 
 
 def _describe(v: Any) -> str:
@@ -220,11 +211,3 @@ class StageConfig:
                 values[f.name] = tuple(v) if isinstance(v, list) else v
         values.update(fixed)
         return cls(**values)
-
-    @classmethod
-    def split_kwargs(cls, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(this config's keywords, the others)."""
-        names = set(cls.names())
-        return {k: v for k, v in kwargs.items() if k in names}, {
-            k: v for k, v in kwargs.items() if k not in names
-        }

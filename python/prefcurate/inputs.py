@@ -112,14 +112,27 @@ def first_user_turn(col: pa.ChunkedArray | pa.Array, what: str) -> pa.ChunkedArr
     return pa.chunked_array([out])
 
 
+def _decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary column as its values."""
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as text: text as it is (dictionaries decoded), anything else cast."""
+    col = _decoded(col)
+    return col if _is_text(col.type) else col.cast(pa.string())
+
+
 def _string_column(col: pa.ChunkedArray | pa.Array, what: str) -> pa.ChunkedArray:
     if isinstance(col, pa.Array):
         col = pa.chunked_array([col], type=col.type)
+    col = _decoded(col)
     t = col.type
-    if pa.types.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = col.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+    if _is_text(t):
         return col
     if is_message_list(t):
         return first_user_turn(col, what)

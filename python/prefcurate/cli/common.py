@@ -82,10 +82,6 @@ def steps(c: Any, enabled: bool, total: int, title: str) -> Iterator[Any]:
         yield step
 
 
-def add_input(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("input", help=help)
-
-
 def add_output(p: argparse.ArgumentParser, *, layout: bool = True, default_layout: str = "canonical") -> None:
     """``--out DIR``, ``--output-format``, ``--layout``, ``--quiet`` (and the
     older ``--format``, read with a warning)."""

@@ -15,7 +15,7 @@ import pyarrow as pa
 from ..api import decontaminate
 from ..errors import InvalidInputError
 from ..io import write_table
-from ..stages.decontaminate import DecontaminateConfig, DecontaminationResult
+from ..stages.decontaminate import DecontaminateConfig, DecontaminationResult, benchmark_index
 from ..stages.index import BenchmarkIndex
 from ..stages.semantic import SemanticDecontaminateConfig
 from . import common
@@ -143,18 +143,10 @@ def cmd_decontaminate(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     console = common.console(args)
     t0 = time.perf_counter()
-    config = DecontaminateConfig.from_args(args)
-    idx = BenchmarkIndex(
-        args.benchmark,
-        text=args.text,
-        id=args.id,
-        subset=args.subset,
-        method=config.method,
-        ngram_range=config.ngram_range,
-        n=config.n,
-        min_tokens=config.min_tokens,
-        num_threads=args.threads,
+    config = DecontaminateConfig.from_args(args).replace(
+        benchmark_text=args.text, benchmark_id=args.id, benchmark_subset=args.subset
     )
+    idx = benchmark_index(args.benchmark, config, num_threads=args.threads)
     out = Path(args.out)
     if out.suffix != INDEX_SUFFIX:
         out = out.with_name(out.name + INDEX_SUFFIX)

@@ -10,11 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import hub
-from ..config import StageConfig, in_range, is_bool, param
-
-
-def _optional_str(v: Any) -> str | None:
-    return None if v is None or isinstance(v, str) else "a str or nothing"
+from ..config import StageConfig, in_range, is_bool, optional_str, param
 
 
 @dataclass(frozen=True)
@@ -26,15 +22,13 @@ class ScoreConfig(StageConfig):
     model: str | None = param(
         None,
         "reward model: a Hub name or a local folder (AutoModelForSequenceClassification, num_labels=1)",
-        check=_optional_str,
+        check=optional_str,
     )
-    tokenizer: str | None = param(
-        None, "tokenizer name or folder (default: the model's)", check=_optional_str
-    )
+    tokenizer: str | None = param(None, "tokenizer name or folder (default: the model's)", check=optional_str)
     chat_template: str | None = param(
         None,
         "a file holding a Jinja chat template (default: the tokenizer's)",
-        check=_optional_str,
+        check=optional_str,
         metavar="FILE",
     )
     device: str = param("auto", "auto (every GPU, else cpu), cuda, cuda:1, cpu, or a comma list")
@@ -61,7 +55,7 @@ class ScoreConfig(StageConfig):
         False, "pack several conversations per row (no padding; block-diagonal attention)", check=is_bool
     )
     cache_dir: str | None = param(
-        None, "reuse and store scores here (resumable)", check=_optional_str, metavar="DIR"
+        None, "reuse and store scores here (resumable)", check=optional_str, metavar="DIR"
     )
 
     def devices(self) -> Any:

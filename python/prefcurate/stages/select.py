@@ -36,6 +36,7 @@ from .. import _core
 from ..arrays import constant_strings, from_numpy, scalar, strings, to_numpy
 from ..config import StageConfig, param
 from ..errors import InvalidInputError
+from ..inputs import as_strings
 from ..schema import StageResult, split_table, with_columns
 
 STAGE = "select"
@@ -71,22 +72,12 @@ def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
     return table.column(name)
 
 
-def _as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = col.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return col
-    return col.cast(pa.string())
-
-
 def _group_key(table: pa.Table, group_by: str | list[str] | None) -> pa.ChunkedArray | None:
     if group_by is None:
         return None
     if isinstance(group_by, str):
-        return _as_strings(_column(table, group_by, "group_by"))
-    cols = [_as_strings(_column(table, g, "group_by")) for g in group_by]
+        return as_strings(_column(table, group_by, "group_by"))
+    cols = [as_strings(_column(table, g, "group_by")) for g in group_by]
     # a composite key; a null part makes the key null
     return pc.binary_join_element_wise(*cols, scalar("\x1f"))
 
@@ -227,7 +218,7 @@ def adjusted_scores(table: pa.Table, config: SelectConfig, num_threads: int | No
         return scores
     assert config.offset_by is not None  # checked by the config
     ids, names = _core.encode_strings(
-        _as_strings(_column(table, config.offset_by, "offset_by")), num_threads=num_threads
+        as_strings(_column(table, config.offset_by, "offset_by")), num_threads=num_threads
     )
     per = np.array([float(config.offsets.get(v, 0.0)) for v in names] + [0.0])  # last: null
     return scores + per[np.minimum(ids, len(names))]
@@ -264,7 +255,7 @@ def rank(table: pa.Table, config: SelectConfig, *, ranks: bool, num_threads: int
     quotas = [c.quota_for(g) for g in group_names]
     tie = None
     if tie_break is not None and tie_break in table.column_names:
-        tie = _as_strings(table.column(tie_break))
+        tie = as_strings(table.column(tie_break))
     elif tie_break is not None and tie_break != "id":
         raise InvalidInputError(
             f"select: no tie_break column {tie_break!r}; columns are {table.column_names}"

@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..arrays import constant_strings, from_numpy, strings
-from ..config import StageConfig, in_range, is_str, param
+from ..config import StageConfig, in_range, is_str, optional_str, param
 from ..embed.base import describe
 from ..embed.calibrate import Calibration, calibrate_vectors
 from ..embed.encode import EmbedStats, as_texts, embed_texts, open_cache
@@ -60,10 +60,6 @@ DUP_REASON = "semantic_duplicate"
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: the key of the text hashes that group identical prompts in dedup
 DEDUP_KEY = b"prefcurate-semantic-dedup"
-
-
-def _optional_str(v: Any) -> str | None:
-    return None if v is None or isinstance(v, str) else "a str or nothing"
 
 
 def _embedder(v: Any) -> str | None:
@@ -117,7 +113,7 @@ class SemanticConfig(StageConfig):
         check=in_range(1, 1 << 20, integer=True, allow_none=True),
     )
     cache_dir: str | None = param(
-        None, "reuse and store embeddings here, keyed by model and text", check=_optional_str, metavar="DIR"
+        None, "reuse and store embeddings here, keyed by model and text", check=optional_str, metavar="DIR"
     )
     threshold: float | None = param(
         None,
@@ -131,7 +127,7 @@ class SemanticConfig(StageConfig):
     reference: str | None = param(
         None,
         "calibration: a file of texts known to be unrelated (none: the items against themselves)",
-        check=_optional_str,
+        check=optional_str,
         metavar="FILE",
     )
     leave_out: int = param(

@@ -261,18 +261,23 @@ def _collect(ds: Any, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
 
 
-def to_table(ds: Any) -> pa.Table:
-    """Gather a (small) Ray dataset on the driver as one ``pyarrow.Table``,
-    in order; for tests and small results."""
-    ray = _ray()
+def _refs_in_order(ds: Any) -> list[Any]:
+    """Execute ``ds`` with its rows in order; its blocks' object refs."""
     eo = ds.context.execution_options
     old = eo.preserve_order
     eo.preserve_order = True
     try:
         with _errors():
-            tables = ray.get(ds.to_arrow_refs())
+            return list(ds.to_arrow_refs())
     finally:
         eo.preserve_order = old
+
+
+def to_table(ds: Any) -> pa.Table:
+    """Gather a (small) Ray dataset on the driver as one ``pyarrow.Table``,
+    in order; for tests and small results."""
+    ray = _ray()
+    tables = ray.get(_refs_in_order(ds))
     nonempty = [t for t in tables if t.num_rows]
     if nonempty:
         return pa.concat_tables(nonempty, promote_options="permissive")
@@ -352,14 +357,7 @@ def _number_dataset(ds: Any, o: RayOptions) -> tuple[Any, int, pa.Schema]:
     """Execute ``ds`` in order, then number its blocks (offsets from their
     row counts)."""
     ray = _ray()
-    eo = ds.context.execution_options
-    old = eo.preserve_order
-    eo.preserve_order = True
-    try:
-        with _errors():
-            refs = ds.to_arrow_refs()
-    finally:
-        eo.preserve_order = old
+    refs = _refs_in_order(ds)
     counts = ray.get([_remote(_count_rows, o).remote(r) for r in refs])
     starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     numbered = [_remote(_add_rows, o).remote(r, int(s)) for r, s in zip(refs, starts[:-1])]

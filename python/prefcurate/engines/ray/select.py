@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ... import _core
+from ...inputs import as_strings
 from ...schema import StageResult
 from ...stages import select as sel
 from ...stages.select import SelectConfig
@@ -36,7 +37,7 @@ def _select_prepare(table: pa.Table, args: SelectConfig, threads: int) -> tuple[
     """Per row: the merged group label (``repr`` of the group name; None when
     the group is null), the adjusted score, and the tie-break strings; as the
     local engine computes them."""
-    _as_strings, _group_key, _group_name = sel._as_strings, sel._group_key, sel._group_name
+    _group_key, _group_name = sel._group_key, sel._group_name
     n = table.num_rows
     adjusted = sel.adjusted_scores(table, args, threads)
     group_by = args.group_by
@@ -57,7 +58,7 @@ def _select_prepare(table: pa.Table, args: SelectConfig, threads: int) -> tuple[
     tie = None
     tb = args.tie_break
     if tb is not None and tb in table.column_names:
-        tie = _as_strings(table.column(tb)).cast(pa.string())
+        tie = as_strings(table.column(tb)).cast(pa.string())
     return labels, np.ascontiguousarray(adjusted, dtype=np.float64), tie
 
 
