@@ -74,6 +74,27 @@ fn family(kind: &str, a: Vec<u32>, b: Vec<u32>) -> PyResult<Family> {
     Ok(Family::new(kind, a, b).map_err(Error::from)?)
 }
 
+/// The LSH settings of a call (the same keywords on every near-duplicate entry point).
+#[allow(clippy::too_many_arguments)]
+fn lsh(
+    norm_opts: (bool, bool, bool),
+    shingle_kind: &str,
+    shingle_n: usize,
+    family_kind: &str,
+    a: &PyReadonlyArray1<'_, u32>,
+    b: &PyReadonlyArray1<'_, u32>,
+    bands: usize,
+    rows_per_band: usize,
+) -> PyResult<Lsh> {
+    Ok(Lsh {
+        norm: norm(norm_opts),
+        shingle: shingle(shingle_kind, shingle_n)?,
+        family: family(family_kind, a.as_slice()?.to_vec(), b.as_slice()?.to_vec())?,
+        bands,
+        rows: rows_per_band,
+    })
+}
+
 /// Exact groups: per row the first row with identical normalised parts.
 #[pyfunction]
 #[pyo3(signature = (*, level, norm_opts, texts=None, chosen=None, rejected=None, num_threads=None))]
@@ -163,13 +184,16 @@ pub fn dedup_near<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let cols = Cols::import(texts, chosen, rejected)?;
     let level = self::level(level)?;
-    let lsh = Lsh {
-        norm: norm(norm_opts),
-        shingle: shingle(shingle_kind, shingle_n)?,
-        family: family(family_kind, a.as_slice()?.to_vec(), b.as_slice()?.to_vec())?,
+    let lsh = lsh(
+        norm_opts,
+        shingle_kind,
+        shingle_n,
+        family_kind,
+        &a,
+        &b,
         bands,
-        rows: rows_per_band,
-    };
+        rows_per_band,
+    )?;
     let prefix: &[u64] = match &prefix_keys {
         Some(k) => k.as_slice()?,
         None => &[],
@@ -222,13 +246,16 @@ pub fn dedup_band_keys<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let cols = Cols::import(texts, chosen, rejected)?;
     let level = self::level(level)?;
-    let lsh = Lsh {
-        norm: norm(norm_opts),
-        shingle: shingle(shingle_kind, shingle_n)?,
-        family: family(family_kind, a.as_slice()?.to_vec(), b.as_slice()?.to_vec())?,
+    let lsh = lsh(
+        norm_opts,
+        shingle_kind,
+        shingle_n,
+        family_kind,
+        &a,
+        &b,
         bands,
-        rows: rows_per_band,
-    };
+        rows_per_band,
+    )?;
     let tables = UnicodeTables::current();
     let (keys, short) = core_call(py, num_threads, cols.len(), None, |ctx| {
         dedup::band_keys_of(&tables, cols.rows()?, level, &lsh, ctx)
